@@ -1,0 +1,49 @@
+"""Quickstart: train DSDPG briefly on Pendulum-v1 and print a deterministic evaluation.
+
+Run: ``python examples/quickstart.py [--timesteps 6000] [--seed 0]``. Small networks keep it to a few minutes on a CPU.
+"""
+
+import argparse
+import time
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.noise import NormalActionNoise
+
+from sb3_dsdpg import DSDPG
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--timesteps", type=int, default=6000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    args = parser.parse_args()
+    th.set_num_threads(args.threads)
+
+    env = gym.make("Pendulum-v1")
+    model = DSDPG(
+        "MlpPolicy",
+        env,
+        learning_rate=1e-3,
+        gamma=0.98,
+        batch_size=128,
+        learning_starts=1000,
+        action_noise=NormalActionNoise(np.zeros(1), 0.1 * np.ones(1)),
+        policy_kwargs=dict(net_arch=[64, 64]),
+        world_model_kwargs=dict(encoder_arch=[64, 64], decoder_arch=[64, 64], prior_arch=[64, 64]),
+        seed=args.seed,
+        verbose=0,
+    )
+    random_return = evaluate_policy(model, gym.make("Pendulum-v1"), n_eval_episodes=5, deterministic=True)[0]
+    start = time.time()
+    model.learn(args.timesteps, progress_bar=True)
+    mean, std = evaluate_policy(model, gym.make("Pendulum-v1"), n_eval_episodes=10, deterministic=True)
+    print(f"DSDPG on Pendulum-v1 after {args.timesteps} steps ({time.time() - start:.0f} s, {args.threads} torch thread(s))")
+    print(f"evaluation over 10 episodes: {mean:.1f} +- {std:.1f} (untrained policy: {random_return:.1f})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,426 @@
+"""The DSDPG algorithm: hyperparameters, checks and the training step (SPEC sections 3-7).
+
+This module owns :class:`DSDPG`, an SB3 ``OffPolicyAlgorithm``: rollouts, replay buffer, VecEnvs, HER,
+callbacks and logging are inherited; what is written here is the set of hyperparameters, their checks, the
+world model's place in saving, and ``train()``: world-model step, Sobolev TD targets, critic step, delayed
+actor step and Polyak updates.
+"""
+
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.noise import ActionNoise
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
+
+from sb3_dsdpg.losses import KERNELS, max_sliced_mmd2, mmd2, sobolev_huber_loss
+from sb3_dsdpg.policies import DSDPGPolicy, GenerativeCritic, MlpPolicy, MultiInputPolicy
+from sb3_dsdpg.targets import (
+    check_flattenable,
+    flatten_obs,
+    return_td_targets,
+    sobolev_td_targets,
+    truncate_pooled,
+)
+from sb3_dsdpg.world_models import CVAEWorldModel
+
+SelfDSDPG = TypeVar("SelfDSDPG", bound="DSDPG")
+
+LOSSES = ("msmmd", "mmd")
+WORLD_MODELS = ("cvae",)
+SOBOLEV_INPUTS = ("action",)
+
+
+class DSDPG(OffPolicyAlgorithm):
+    """
+    Distributional Sobolev Deterministic Policy Gradient (DSDPG).
+
+    Paper: "Distributional value gradients for stochastic environments", Debes & Tuytelaars, ICLR 2026,
+    https://arxiv.org/abs/2601.20071. A generative critic samples joint (return, action-gradient) pairs; it is
+    trained by max-sliced MMD against Sobolev TD targets made differentiable by a learned cVAE world model, with
+    TQC-style truncation of the largest target samples; a deterministic actor ascends the expected return.
+
+    Arguments shared with TD3 mean what they mean there. The others:
+
+    :param policy: ``"MlpPolicy"``, ``"MultiInputPolicy"`` or a :class:`DSDPGPolicy` subclass
+    :param env: the environment (a registered id, an env or a VecEnv)
+    :param learning_rate: learning rate of actor and critic (ours: 3e-4), or a schedule
+    :param buffer_size: replay buffer size
+    :param learning_starts: steps collected before training starts (MAGE: 1000)
+    :param batch_size: minibatch size
+    :param tau: Polyak coefficient of the target updates
+    :param gamma: discount factor
+    :param train_freq: update every ``train_freq`` steps, or a tuple ``(n, "step" | "episode")``
+    :param gradient_steps: gradient steps per rollout (-1: as many as env steps); the paper uses 10 per step
+    :param action_noise: exploration noise (the zoo default is normal with sigma 0.1, as MAGE)
+    :param replay_buffer_class: replay buffer class, e.g. ``HerReplayBuffer``
+    :param replay_buffer_kwargs: its keyword arguments
+    :param optimize_memory_usage: SB3's memory-efficient replay buffer
+    :param policy_delay: critic updates per actor and target update (TD3/MAGE: 2)
+    :param target_policy_noise: std of the target policy smoothing noise (TD3/MAGE: 0.2)
+    :param target_noise_clip: clip of that noise (TD3/MAGE: 0.5)
+    :param n_samples: critic samples per (s, a) per critic, and target samples per critic (paper: 10)
+    :param n_target_model_draws: world-model draws per (s, a) in the target; each carries
+        ``n_samples // n_target_model_draws`` critic draws (ours: 2, for speed)
+    :param top_samples_to_drop_per_critic: pooled target samples dropped per critic, largest returns first
+        (paper: TQC-style truncation; ours: 1)
+    :param sobolev: learn action gradients through the world model (False: the return-only baseline)
+    :param distributional: generative critic with noise (False: one Q per critic, the MAGE baseline)
+    :param loss: ``"msmmd"`` (max-sliced MMD, default) or ``"mmd"`` (plain MMD on the joint vectors)
+    :param kernel: ``"multiquadric"`` (paper) or ``"gaussian"`` (mixture of bandwidths, as MMD-DQN)
+    :param kernel_bandwidth: ``h`` of the kernel (paper: 100), or for ``"gaussian"`` a list of bandwidths
+    :param n_slice_candidates: random starting directions of the max-sliced search (ours: 8)
+    :param n_slice_steps: projected gradient-ascent steps of that search (ours: 5)
+    :param world_model: ``"cvae"`` (a RealNVP flow is planned)
+    :param world_model_kwargs: keyword arguments of :class:`CVAEWorldModel` (latent_dim, encoder_arch, ...)
+    :param world_model_learning_rate: learning rate of the world model's Adam optimizer (ours: 3e-4)
+    :param world_model_gradient_steps: world-model updates per critic update (ours: 1)
+    :param sobolev_inputs: ``"action"``: gradients with respect to the action only
+    :param mage_gradient_weight: weight of the gradient term in the deterministic-Sobolev loss (MAGE: 5)
+    :param huber_delta: Huber threshold of the deterministic-Sobolev loss (ours: 1)
+    :param stats_window_size: window of the rollout statistics
+    :param tensorboard_log: tensorboard log folder
+    :param policy_kwargs: policy arguments (net_arch, n_critics, critic_noise_dim, critic_architecture, ...)
+    :param verbose: verbosity
+    :param seed: random seed
+    :param device: torch device
+    :param _init_setup_model: build the networks at construction
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
+    policy: DSDPGPolicy
+    actor: th.nn.Module
+    actor_target: th.nn.Module
+    critic: GenerativeCritic
+    critic_target: GenerativeCritic
+    world_model: CVAEWorldModel | None
+
+    def __init__(
+        self,
+        policy: str | type[DSDPGPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 3e-4,
+        buffer_size: int = 1_000_000,
+        learning_starts: int = 1000,
+        batch_size: int = 256,
+        tau: float = 0.005,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 1,
+        gradient_steps: int = 1,
+        action_noise: ActionNoise | None = None,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        optimize_memory_usage: bool = False,
+        policy_delay: int = 2,
+        target_policy_noise: float = 0.2,
+        target_noise_clip: float = 0.5,
+        n_samples: int = 10,
+        n_target_model_draws: int = 2,
+        top_samples_to_drop_per_critic: int = 1,
+        sobolev: bool = True,
+        distributional: bool = True,
+        loss: str = "msmmd",
+        kernel: str = "multiquadric",
+        kernel_bandwidth: float | list[float] = 100.0,
+        n_slice_candidates: int = 8,
+        n_slice_steps: int = 5,
+        world_model: str = "cvae",
+        world_model_kwargs: dict[str, Any] | None = None,
+        world_model_learning_rate: float = 3e-4,
+        world_model_gradient_steps: int = 1,
+        sobolev_inputs: str = "action",
+        mage_gradient_weight: float = 5.0,
+        huber_delta: float = 1.0,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ):
+        super().__init__(
+            policy,
+            env,
+            learning_rate,
+            buffer_size,
+            learning_starts,
+            batch_size,
+            tau,
+            gamma,
+            train_freq,
+            gradient_steps,
+            action_noise=action_noise,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            optimize_memory_usage=optimize_memory_usage,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            sde_support=False,
+            supported_action_spaces=(spaces.Box,),
+            support_multi_env=True,
+        )
+        self.policy_delay = policy_delay
+        self.target_policy_noise = target_policy_noise
+        self.target_noise_clip = target_noise_clip
+        self.sobolev = sobolev
+        self.distributional = distributional
+        # The deterministic baseline has one Q per critic and needs a single model draw.
+        self.n_samples = n_samples if distributional else 1
+        self.n_target_model_draws = n_target_model_draws if distributional else 1
+        self.top_samples_to_drop_per_critic = top_samples_to_drop_per_critic
+        self.loss = loss
+        self.kernel = kernel
+        self.kernel_bandwidth = kernel_bandwidth
+        self.n_slice_candidates = n_slice_candidates
+        self.n_slice_steps = n_slice_steps
+        self.world_model_name = world_model
+        self.world_model_kwargs = {} if world_model_kwargs is None else dict(world_model_kwargs)
+        self.world_model_learning_rate = world_model_learning_rate
+        self.world_model_gradient_steps = world_model_gradient_steps
+        self.sobolev_inputs = sobolev_inputs
+        self.mage_gradient_weight = mage_gradient_weight
+        self.huber_delta = huber_delta
+        self.world_model = None
+        self._check_arguments(n_samples, n_target_model_draws)
+        if _init_setup_model:
+            self._setup_model()
+
+    def _check_arguments(self, n_samples: int, n_target_model_draws: int) -> None:
+        """Refuse bad hyperparameters at construction, naming the argument and what is accepted."""
+
+        def fail(message: str) -> None:
+            raise ValueError(message)
+
+        if not (self.sobolev or self.distributional):
+            fail("sobolev=False with distributional=False is plain TD3: use stable_baselines3.TD3, or set one of them True.")
+        if self.loss not in LOSSES:
+            fail(f"loss must be one of {LOSSES}, got {self.loss!r}.")
+        if self.kernel not in KERNELS:
+            fail(f"kernel must be one of {KERNELS}, got {self.kernel!r}.")
+        bandwidths = [self.kernel_bandwidth] if np.isscalar(self.kernel_bandwidth) else list(self.kernel_bandwidth)  # type: ignore[arg-type]
+        if len(bandwidths) == 0 or not all(np.isfinite(h) and h > 0 for h in bandwidths):
+            fail(
+                "kernel_bandwidth must be positive (a float, or a list of floats for 'gaussian'), "
+                f"got {self.kernel_bandwidth!r}."
+            )
+        if self.world_model_name not in WORLD_MODELS:
+            fail(f"world_model must be one of {WORLD_MODELS}, got {self.world_model_name!r}.")
+        if self.sobolev_inputs not in SOBOLEV_INPUTS:
+            fail(f"sobolev_inputs must be one of {SOBOLEV_INPUTS}, got {self.sobolev_inputs!r}.")
+        if self.distributional and n_samples < 2:
+            fail(f"n_samples must be >= 2 with distributional=True (a distribution needs samples), got {n_samples}.")
+        if n_target_model_draws < 1 or n_samples % n_target_model_draws != 0:
+            fail(f"n_target_model_draws must divide n_samples ({n_samples}), got {n_target_model_draws}.")
+        if self.top_samples_to_drop_per_critic < 0 or (
+            self.distributional and self.top_samples_to_drop_per_critic >= n_samples
+        ):
+            fail(
+                f"top_samples_to_drop_per_critic must be in [0, n_samples) = [0, {n_samples}) so that target samples remain, "
+                f"got {self.top_samples_to_drop_per_critic}."
+            )
+        for name in ("n_slice_candidates", "n_slice_steps"):
+            if getattr(self, name) < 0:
+                fail(f"{name} must be >= 0, got {getattr(self, name)}.")
+        if self.policy_delay < 1 or self.world_model_gradient_steps < 0:
+            fail(
+                "policy_delay must be >= 1 and world_model_gradient_steps >= 0, "
+                f"got {self.policy_delay}, {self.world_model_gradient_steps}."
+            )
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self._create_aliases()
+        self.actor_batch_norm_stats = get_parameters_by_name(self.actor, ["running_"])
+        self.critic_batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
+        self.actor_batch_norm_stats_target = get_parameters_by_name(self.actor_target, ["running_"])
+        self.critic_batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
+        if self.sobolev:
+            check_flattenable(self.observation_space)
+            self.world_model = CVAEWorldModel(
+                spaces.flatdim(self.observation_space), self.critic.action_dim, **self.world_model_kwargs
+            ).to(self.device)
+            self.world_model.optimizer = th.optim.Adam(self.world_model.parameters(), lr=self.world_model_learning_rate)
+
+    def _create_aliases(self) -> None:
+        self.actor = self.policy.actor
+        self.actor_target = self.policy.actor_target
+        self.critic = self.policy.critic
+        self.critic_target = self.policy.critic_target
+
+    @staticmethod
+    def _check_finite(value: th.Tensor, name: str, update: int) -> float:
+        number = value.item()
+        if not np.isfinite(number):
+            raise RuntimeError(
+                f"Non-finite {name} ({number}) at update {update}: lower the learning rates or kernel_bandwidth, "
+                "check the rewards and observations for NaN/inf, or normalise them (VecNormalize)."
+            )
+        return number
+
+    def _distribution_loss(self, online: th.Tensor, target: th.Tensor) -> th.Tensor:
+        """Sum over critics of the batch-mean distance; ``online`` ``(B, K, N, D)``, ``target`` ``(B, M, D)``."""
+        batch, n_critics, n, dim = online.shape
+        x = online.reshape(batch * n_critics, n, dim)
+        y = target.unsqueeze(1).expand(-1, n_critics, -1, -1).reshape(batch * n_critics, target.shape[1], dim)
+        if self.loss == "msmmd":
+            dist = max_sliced_mmd2(x, y, self.kernel, self.kernel_bandwidth, self.n_slice_candidates, self.n_slice_steps)
+        else:
+            dist = mmd2(x, y, self.kernel, self.kernel_bandwidth)
+        return dist.reshape(batch, n_critics).mean(dim=0).sum()  # type: ignore[union-attr]
+
+    def train(self, gradient_steps: int, batch_size: int = 256) -> None:
+        self.policy.set_training_mode(True)
+        optimizers = [self.actor.optimizer, self.critic.optimizer]
+        self._update_learning_rate(optimizers)
+        logs: dict[str, list[float]] = {
+            key: []
+            for key in (
+                "critic_loss",
+                "actor_loss",
+                "world_model_loss",
+                "world_model_kl",
+                "world_model_recon",
+                "return_mean",
+                "grad_norm_mean",
+            )
+        }
+        n_drop = self.top_samples_to_drop_per_critic * self.critic.n_critics
+
+        for _ in range(gradient_steps):
+            self._n_updates += 1
+            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            discount = self.gamma if data.discounts is None else data.discounts
+
+            # 1. World model: ELBO on the replay batch.
+            if self.world_model is not None:
+                obs_flat = flatten_obs(self.observation_space, data.observations)
+                next_flat = flatten_obs(self.observation_space, data.next_observations)
+                for _ in range(self.world_model_gradient_steps):
+                    wm_loss, parts = self.world_model.loss(obs_flat, data.actions, next_flat, data.rewards)
+                    logs["world_model_loss"].append(self._check_finite(wm_loss, "world-model loss", self._n_updates))
+                    logs["world_model_recon"].append(parts["recon"])
+                    logs["world_model_kl"].append(parts["kl"])
+                    self.world_model.optimizer.zero_grad()
+                    wm_loss.backward()
+                    self.world_model.optimizer.step()
+
+            # 2. Targets: Sobolev samples through the world model, or return samples from real transitions.
+            if self.sobolev:
+                y, grads = sobolev_td_targets(
+                    self.world_model,  # type: ignore[arg-type]
+                    self.actor_target,
+                    self.critic_target,
+                    self.observation_space,
+                    data.observations,
+                    data.actions,
+                    data.dones,
+                    discount,  # type: ignore[arg-type]
+                    self.n_samples,
+                    self.n_target_model_draws,
+                    self.target_policy_noise,
+                    self.target_noise_clip,
+                    deterministic_critic=not self.distributional,
+                )
+            else:
+                y = return_td_targets(
+                    self.actor_target,
+                    self.critic_target,
+                    data.next_observations,
+                    data.rewards,
+                    data.dones,
+                    discount,  # type: ignore[arg-type]
+                    self.n_samples,
+                    self.target_policy_noise,
+                    self.target_noise_clip,
+                )
+                grads = None
+
+            # 3. Critic step.
+            if self.distributional:
+                target = truncate_pooled(y, grads, n_drop)  # (B, K * N - n_drop, 1 + A)
+                noise = self.critic.sample_noise(batch_size, self.n_samples)
+                if self.sobolev:
+                    z, z_grad = self.critic.forward_with_action_grad(data.observations, data.actions, noise)
+                    online = th.cat([z.unsqueeze(-1), z_grad], dim=-1)  # (B, K, N, 1 + A)
+                else:
+                    z, z_grad = self.critic(data.observations, data.actions, noise), None
+                    online = z.unsqueeze(-1)
+                critic_loss = self._distribution_loss(online, target)
+            else:
+                # Deterministic Sobolev (MAGE): the smallest target of the critics, with its gradient.
+                idx = y[..., 0].argmin(dim=1)  # (B,)
+                rows = th.arange(batch_size, device=y.device)
+                y_min, g_min = y[rows, idx, 0], grads[rows, idx, 0]  # type: ignore[index]
+                noise = th.zeros(batch_size, self.critic.n_critics, 1, self.critic.noise_dim, device=self.device)
+                z, z_grad = self.critic.forward_with_action_grad(data.observations, data.actions, noise)
+                critic_loss = sum(
+                    sobolev_huber_loss(z[:, k, 0], z_grad[:, k, 0], y_min, g_min, self.huber_delta, self.mage_gradient_weight)
+                    for k in range(self.critic.n_critics)
+                )
+            logs["critic_loss"].append(self._check_finite(critic_loss, "critic loss", self._n_updates))  # type: ignore[arg-type]
+            logs["return_mean"].append(z.mean().item())
+            if z_grad is not None:
+                logs["grad_norm_mean"].append(z_grad.norm(dim=-1).mean().item())
+            self.critic.optimizer.zero_grad()
+            critic_loss.backward()  # type: ignore[union-attr]
+            self.critic.optimizer.step()
+
+            # 4. Delayed actor step: ascend the expected return, averaged over critics and samples.
+            if self._n_updates % self.policy_delay == 0:
+                actor_noise = self.critic.sample_noise(batch_size, self.n_samples)
+                if not self.distributional:
+                    actor_noise = th.zeros_like(actor_noise)
+                actor_loss = -self.critic(data.observations, self.actor(data.observations), actor_noise).mean()
+                logs["actor_loss"].append(self._check_finite(actor_loss, "actor loss", self._n_updates))
+                self.actor.optimizer.zero_grad()
+                actor_loss.backward()
+                self.actor.optimizer.step()
+                polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+                polyak_update(self.actor.parameters(), self.actor_target.parameters(), self.tau)
+                polyak_update(self.critic_batch_norm_stats, self.critic_batch_norm_stats_target, 1.0)
+                polyak_update(self.actor_batch_norm_stats, self.actor_batch_norm_stats_target, 1.0)
+
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        for key, values in logs.items():
+            if len(values) > 0:
+                self.logger.record(f"train/{key}", float(np.mean(values)))
+
+    def learn(
+        self: SelfDSDPG,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "DSDPG",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfDSDPG:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "actor", "critic", "actor_target", "critic_target", "world_model"]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        state_dicts = ["policy", "actor.optimizer", "critic.optimizer"]
+        if self.world_model is not None:
+            state_dicts += ["world_model", "world_model.optimizer"]
+        return state_dicts, []

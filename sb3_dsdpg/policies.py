@@ -1,0 +1,429 @@
+"""Networks of DSDPG: the generative Sobolev critic and the policy that holds actor, critic and their targets.
+
+This module owns :class:`GenerativeCritic` (SPEC section 1), which maps ``(s, a, xi)`` with ``xi ~ N(0, I_k)``
+to return samples ``z`` and, on request, their action gradients ``dz/da`` (the joint Sobolev sample), and
+:class:`DSDPGPolicy`, the TD3-shaped container (deterministic tanh actor from SB3's TD3) that the algorithm
+trains. Two critic architectures:
+
+- ``"factorized"`` (default): ``z = w . (psi(s, a) * (1 + phi(xi))) + b``; ``psi`` runs once per ``(s, a)`` and
+  its Jacobian in ``a`` is carried forward layer by layer, so ``dz/da = J_psi^T (w * (1 + phi(xi)))`` is an
+  ordinary differentiable tensor (no double backward).
+- ``"concat"``: an MLP on ``[features(s), a, xi]``; ``dz/da`` by autograd with ``create_graph=True``.
+"""
+
+from typing import Any
+
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.policies import BaseModel, BasePolicy
+from stable_baselines3.common.preprocessing import get_action_dim, is_image_space
+from stable_baselines3.common.torch_layers import (
+    BaseFeaturesExtractor,
+    CombinedExtractor,
+    FlattenExtractor,
+    get_actor_critic_arch,
+)
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from stable_baselines3.td3.policies import Actor
+from torch import nn
+from torch.nn import functional as F
+
+from sb3_dsdpg.world_models import build_mlp
+
+CRITIC_ARCHITECTURES = ("factorized", "concat")
+
+
+def _activation_and_derivative(module: nn.Module, pre: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+    """Value and elementwise derivative of a supported activation at ``pre``."""
+    if isinstance(module, nn.SiLU):
+        sig = th.sigmoid(pre)
+        return pre * sig, sig * (1.0 + pre * (1.0 - sig))
+    if isinstance(module, nn.Tanh):
+        out = th.tanh(pre)
+        return out, 1.0 - out * out
+    if isinstance(module, nn.Softplus):
+        return F.softplus(pre, module.beta, module.threshold), th.sigmoid(module.beta * pre)
+    if isinstance(module, nn.ELU):
+        out = F.elu(pre, module.alpha)
+        return out, th.where(pre > 0, th.ones_like(pre), out + module.alpha)
+    if isinstance(module, nn.ReLU):
+        return F.relu(pre), (pre > 0).to(pre.dtype)
+    if isinstance(module, nn.Sigmoid):
+        out = th.sigmoid(pre)
+        return out, out * (1.0 - out)
+    raise ValueError(f"Activation {type(module).__name__} is not supported by the factorized critic: {JACOBIAN_ACTIVATIONS}.")
+
+
+JACOBIAN_ACTIVATIONS = ("SiLU", "Tanh", "Softplus", "ELU", "ReLU", "Sigmoid")
+
+
+class FactorizedSampleNet(nn.Module):
+    """
+    One factorized critic: ``z = w . (psi(f, a) * (1 + phi(xi))) + b``.
+
+    :param features_dim: size of the state features ``f``
+    :param action_dim: size of ``a``
+    :param noise_dim: size of ``xi``
+    :param net_arch: hidden widths of ``psi`` (its output is the last hidden layer, activated)
+    :param noise_net_arch: hidden widths of ``phi``
+    :param activation_fn: activation of both
+    """
+
+    def __init__(
+        self,
+        features_dim: int,
+        action_dim: int,
+        noise_dim: int,
+        net_arch: list[int],
+        noise_net_arch: list[int],
+        activation_fn: type[nn.Module],
+    ):
+        super().__init__()
+        if len(net_arch) == 0:
+            raise ValueError("The factorized critic needs at least one hidden layer in net_arch.")
+        self.features_dim = features_dim
+        self.psi_layers = nn.ModuleList()
+        last = features_dim + action_dim
+        for width in net_arch:
+            self.psi_layers.append(nn.Linear(last, width))
+            last = width
+        self.activation = activation_fn()
+        _activation_and_derivative(self.activation, th.zeros(1))  # fail early on an unsupported activation
+        self.phi = build_mlp(noise_dim, last, noise_net_arch, activation_fn)
+        self.head = nn.Linear(last, 1)
+
+    def psi(self, features: th.Tensor, actions: th.Tensor, with_jacobian: bool) -> tuple[th.Tensor, th.Tensor | None]:
+        """``psi(f, a)`` ``(B, H)`` and, if asked, its Jacobian in ``a`` laid out as ``(B, A, H)``."""
+        h = th.cat([features, actions], dim=-1)
+        jac = None
+        for i, layer in enumerate(self.psi_layers):
+            pre = layer(h)
+            if with_jacobian:
+                # Tangents of the action inputs: the first layer's action columns, then through each layer.
+                jac = layer.weight[:, self.features_dim :].T.unsqueeze(0) if i == 0 else jac @ layer.weight.T
+            h, deriv = _activation_and_derivative(self.activation, pre)
+            if with_jacobian:
+                jac = deriv.unsqueeze(1) * jac
+        return h, jac
+
+    def forward(
+        self, features: th.Tensor, actions: th.Tensor, noise: th.Tensor, with_grad: bool = False
+    ) -> tuple[th.Tensor, th.Tensor | None]:
+        """
+        :param features: ``(B, F)``; ``actions``: ``(B, A)``; ``noise``: ``(B, N, k)``
+        :return: ``z`` ``(B, N)`` and, with ``with_grad``, ``dz/da`` ``(B, N, A)``
+        """
+        psi, jac = self.psi(features, actions, with_grad)
+        coef = self.head.weight.squeeze(0) * (1.0 + self.phi(noise))  # (B, N, H)
+        z = th.einsum("bh,bnh->bn", psi, coef) + self.head.bias
+        grad = th.einsum("bah,bnh->bna", jac, coef) if with_grad else None
+        return z, grad
+
+
+class GenerativeCritic(BaseModel):
+    """
+    Ensemble of ``n_critics`` generative Sobolev critics ``Z_k(s, a, xi)``.
+
+    :param observation_space: observation space
+    :param action_space: action space (Box)
+    :param net_arch: hidden widths
+    :param features_extractor: features extractor module
+    :param features_dim: its output size
+    :param activation_fn: activation; must be smooth for a useful Sobolev signal (SiLU by default)
+    :param normalize_images: SB3's image normalisation flag (images are refused by the policy)
+    :param n_critics: number of critics
+    :param noise_dim: size ``k`` of the critic noise ``xi``
+    :param architecture: ``"factorized"`` or ``"concat"``
+    :param noise_net_arch: hidden widths of the noise embedding ``phi`` (factorized only)
+    :param share_features_extractor: whether the features extractor is the actor's
+    """
+
+    features_extractor: BaseFeaturesExtractor
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        net_arch: list[int],
+        features_extractor: BaseFeaturesExtractor,
+        features_dim: int,
+        activation_fn: type[nn.Module] = nn.SiLU,
+        normalize_images: bool = True,
+        n_critics: int = 2,
+        noise_dim: int = 8,
+        architecture: str = "factorized",
+        noise_net_arch: list[int] | None = None,
+        share_features_extractor: bool = False,
+    ):
+        super().__init__(
+            observation_space, action_space, features_extractor=features_extractor, normalize_images=normalize_images
+        )
+        if architecture not in CRITIC_ARCHITECTURES:
+            raise ValueError(f"critic_architecture must be one of {CRITIC_ARCHITECTURES}, got {architecture!r}.")
+        if n_critics < 1 or noise_dim < 1:
+            raise ValueError(f"n_critics and critic_noise_dim must be >= 1, got {n_critics} and {noise_dim}.")
+        self.action_dim = get_action_dim(action_space)
+        self.n_critics, self.noise_dim, self.architecture = n_critics, noise_dim, architecture
+        self.share_features_extractor = share_features_extractor
+        noise_net_arch = [64] if noise_net_arch is None else list(noise_net_arch)
+        nets: list[nn.Module] = []
+        for _ in range(n_critics):
+            if architecture == "factorized":
+                nets.append(
+                    FactorizedSampleNet(features_dim, self.action_dim, noise_dim, net_arch, noise_net_arch, activation_fn)
+                )
+            else:
+                nets.append(build_mlp(features_dim + self.action_dim + noise_dim, 1, net_arch, activation_fn))
+        self.nets = nn.ModuleList(nets)
+
+    def sample_noise(self, batch_size: int, n_samples: int) -> th.Tensor:
+        """Fresh critic noise ``(B, n_critics, n_samples, k)``."""
+        return th.randn(batch_size, self.n_critics, n_samples, self.noise_dim, device=self.device)
+
+    def _features(self, obs: PyTorchObs) -> th.Tensor:
+        with th.set_grad_enabled(not self.share_features_extractor and th.is_grad_enabled()):
+            return self.extract_features(obs, self.features_extractor)
+
+    def forward(self, obs: PyTorchObs, actions: th.Tensor, noise: th.Tensor) -> th.Tensor:
+        """
+        Return samples.
+
+        :param obs: observations (batch ``B``); ``actions``: ``(B, A)``; ``noise``: ``(B, n_critics, N, k)``
+        :return: ``z`` ``(B, n_critics, N)``
+        """
+        features = self._features(obs)
+        if self.architecture == "factorized":
+            return th.stack([net(features, actions, noise[:, k])[0] for k, net in enumerate(self.nets)], dim=1)
+        return th.stack([self._concat_forward(net, features, actions, noise[:, k]) for k, net in enumerate(self.nets)], dim=1)
+
+    @staticmethod
+    def _concat_forward(net: nn.Module, features: th.Tensor, actions: th.Tensor, noise: th.Tensor) -> th.Tensor:
+        n = noise.shape[1]
+        rows = th.cat([features.unsqueeze(1).expand(-1, n, -1), actions.unsqueeze(1).expand(-1, n, -1), noise], dim=-1)
+        return net(rows).squeeze(-1)  # (B, N)
+
+    def forward_with_action_grad(
+        self, obs: PyTorchObs, actions: th.Tensor, noise: th.Tensor, create_graph: bool = True
+    ) -> tuple[th.Tensor, th.Tensor]:
+        """
+        Joint Sobolev samples: returns and their action gradients for fixed noise.
+
+        :param create_graph: keep the gradient differentiable in the parameters (training); concat only
+        :return: ``z`` ``(B, n_critics, N)`` and ``dz/da`` ``(B, n_critics, N, A)``
+        """
+        features = self._features(obs)
+        if self.architecture == "factorized":
+            outputs = [net(features, actions, noise[:, k], with_grad=True) for k, net in enumerate(self.nets)]
+            return th.stack([z for z, _ in outputs], dim=1), th.stack([g for _, g in outputs], dim=1)  # type: ignore[misc]
+        n = noise.shape[2]
+        with th.enable_grad():
+            # One copy of the action per sample, so one backward gives every sample its own gradient.
+            rep = actions.detach().unsqueeze(1).expand(-1, n, -1).clone().requires_grad_(True)
+            if actions.requires_grad:
+                rep = rep + (actions - actions.detach()).unsqueeze(1)
+            zs, grads = [], []
+            for k, net in enumerate(self.nets):
+                rows = th.cat([features.unsqueeze(1).expand(-1, n, -1), rep, noise[:, k]], dim=-1)
+                z = net(rows).squeeze(-1)
+                (grad,) = th.autograd.grad(z.sum(), rep, create_graph=create_graph)
+                zs.append(z)
+                grads.append(grad)
+        return th.stack(zs, dim=1), th.stack(grads, dim=1)
+
+    def action_gradient_samples(self, obs: PyTorchObs, actions: th.Tensor, n_samples: int) -> tuple[th.Tensor, th.Tensor]:
+        """Fresh samples ``(z (B, K, n), dz/da (B, K, n, A))`` without a graph: for plots and diagnostics."""
+        noise = self.sample_noise(actions.shape[0], n_samples)
+        z, grad = self.forward_with_action_grad(obs, actions, noise, create_graph=False)
+        return z.detach(), grad.detach()
+
+
+class DSDPGPolicy(BasePolicy):
+    """
+    Policy of DSDPG: deterministic actor (SB3 TD3's), generative Sobolev critics, and target copies of both.
+
+    :param observation_space: observation space (vectors or Dict of vectors; images are refused)
+    :param action_space: action space
+    :param lr_schedule: learning-rate schedule of actor and critic
+    :param net_arch: hidden widths, a list for both or ``dict(pi=[...], qf=[...])``; default ``[256, 256]``
+    :param activation_fn: activation of actor and critic, smooth by default (SiLU): with ReLU ``dz/da`` is
+        piecewise constant and has no derivative to learn from
+    :param features_extractor_class: features extractor
+    :param features_extractor_kwargs: its keyword arguments
+    :param normalize_images: SB3's image normalisation flag
+    :param optimizer_class: optimizer of actor and critic
+    :param optimizer_kwargs: its keyword arguments, besides the learning rate
+    :param n_critics: number of critics (paper: 2)
+    :param critic_noise_dim: size ``k`` of the critic noise ``xi`` (ours: 8)
+    :param critic_architecture: ``"factorized"`` (ours, default: faster) or ``"concat"``
+    :param noise_net_arch: hidden widths of the factorized critic's noise embedding (ours: ``[64]``)
+    :param share_features_extractor: share the features extractor between actor and critic
+    """
+
+    actor: Actor
+    actor_target: Actor
+    critic: GenerativeCritic
+    critic_target: GenerativeCritic
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        lr_schedule: Schedule,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        activation_fn: type[nn.Module] = nn.SiLU,
+        features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        normalize_images: bool = True,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        n_critics: int = 2,
+        critic_noise_dim: int = 8,
+        critic_architecture: str = "factorized",
+        noise_net_arch: list[int] | None = None,
+        share_features_extractor: bool = False,
+    ):
+        spaces_to_check = (
+            observation_space.spaces.values() if isinstance(observation_space, spaces.Dict) else [observation_space]
+        )
+        if any(is_image_space(space, check_channels=False) for space in spaces_to_check):
+            raise ValueError(
+                "DSDPG does not support image observations (its world model works on flat vectors): "
+                "use a vector observation space, or wrap the env to extract vector features first."
+            )
+        super().__init__(
+            observation_space,
+            action_space,
+            features_extractor_class,
+            features_extractor_kwargs,
+            optimizer_class=optimizer_class,
+            optimizer_kwargs=optimizer_kwargs,
+            squash_output=True,
+            normalize_images=normalize_images,
+        )
+        if net_arch is None:
+            net_arch = [256, 256]
+        actor_arch, critic_arch = get_actor_critic_arch(net_arch)
+        self.net_arch = net_arch
+        self.activation_fn = activation_fn
+        self.share_features_extractor = share_features_extractor
+        self.actor_kwargs = {
+            "observation_space": self.observation_space,
+            "action_space": self.action_space,
+            "net_arch": actor_arch,
+            "activation_fn": activation_fn,
+            "normalize_images": normalize_images,
+        }
+        self.critic_kwargs = {
+            **self.actor_kwargs,
+            "net_arch": critic_arch,
+            "n_critics": n_critics,
+            "noise_dim": critic_noise_dim,
+            "architecture": critic_architecture,
+            "noise_net_arch": noise_net_arch,
+            "share_features_extractor": share_features_extractor,
+        }
+        self._build(lr_schedule)
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        self.actor = self.make_actor(features_extractor=None)
+        self.actor_target = self.make_actor(features_extractor=None)
+        self.actor_target.load_state_dict(self.actor.state_dict())
+        self.actor.optimizer = self.optimizer_class(self.actor.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+        if self.share_features_extractor:
+            self.critic = self.make_critic(features_extractor=self.actor.features_extractor)
+            self.critic_target = self.make_critic(features_extractor=self.actor_target.features_extractor)
+            critic_parameters = [p for name, p in self.critic.named_parameters() if "features_extractor" not in name]
+        else:
+            self.critic = self.make_critic(features_extractor=None)
+            self.critic_target = self.make_critic(features_extractor=None)
+            critic_parameters = list(self.critic.parameters())
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.critic.optimizer = self.optimizer_class(critic_parameters, lr=lr_schedule(1), **self.optimizer_kwargs)
+        self.actor_target.set_training_mode(False)
+        self.critic_target.set_training_mode(False)
+        # Targets are never trained: their gradients are only taken with respect to inputs.
+        self.actor_target.requires_grad_(False)
+        self.critic_target.requires_grad_(False)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(
+            dict(
+                net_arch=self.net_arch,
+                activation_fn=self.activation_fn,
+                n_critics=self.critic_kwargs["n_critics"],
+                critic_noise_dim=self.critic_kwargs["noise_dim"],
+                critic_architecture=self.critic_kwargs["architecture"],
+                noise_net_arch=self.critic_kwargs["noise_net_arch"],
+                lr_schedule=self._dummy_schedule,
+                optimizer_class=self.optimizer_class,
+                optimizer_kwargs=self.optimizer_kwargs,
+                features_extractor_class=self.features_extractor_class,
+                features_extractor_kwargs=self.features_extractor_kwargs,
+                share_features_extractor=self.share_features_extractor,
+            )
+        )
+        return data
+
+    def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> Actor:
+        actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
+        return Actor(**actor_kwargs).to(self.device)
+
+    def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> GenerativeCritic:
+        critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
+        return GenerativeCritic(**critic_kwargs).to(self.device)
+
+    def forward(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
+        return self._predict(observation, deterministic=deterministic)
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
+        # The actor is deterministic; exploration comes from the algorithm's action noise.
+        return self.actor(observation)
+
+    def set_training_mode(self, mode: bool) -> None:
+        self.actor.set_training_mode(mode)
+        self.critic.set_training_mode(mode)
+        self.training = mode
+
+
+MlpPolicy = DSDPGPolicy
+
+
+class MultiInputPolicy(DSDPGPolicy):
+    """:class:`DSDPGPolicy` for Dict observation spaces (features from SB3's ``CombinedExtractor``)."""
+
+    def __init__(
+        self,
+        observation_space: spaces.Dict,
+        action_space: spaces.Box,
+        lr_schedule: Schedule,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        activation_fn: type[nn.Module] = nn.SiLU,
+        features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        normalize_images: bool = True,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        n_critics: int = 2,
+        critic_noise_dim: int = 8,
+        critic_architecture: str = "factorized",
+        noise_net_arch: list[int] | None = None,
+        share_features_extractor: bool = False,
+    ):
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            net_arch,
+            activation_fn,
+            features_extractor_class,
+            features_extractor_kwargs,
+            normalize_images,
+            optimizer_class,
+            optimizer_kwargs,
+            n_critics,
+            critic_noise_dim,
+            critic_architecture,
+            noise_net_arch,
+            share_features_extractor,
+        )

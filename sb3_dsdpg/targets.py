@@ -1,0 +1,166 @@
+"""TD targets of DSDPG and its baselines, as pure functions of (networks, batch) -> target samples (SPEC section 3).
+
+This module owns the Sobolev TD target ``y = r + gamma (1 - done) Z'(s', pi'(s') + noise, xi')`` with
+``(s', r) = g(s, a, eps)`` from the world model, and its action gradient ``G = dy/da`` taken through the world
+model, the target policy and the target critic; the return-only target from real transitions; the TQC-style
+truncation of the pooled target samples; and the conversion between Dict observations and the flat vectors
+the world model works on.
+
+``G`` is computed in forward mode: one Jacobian-vector product per action dimension, batched with
+``torch.func.vmap``, costs ``|A|`` tangent passes over the target branch whatever the number of target
+samples, where reverse mode would need one backward per sample.
+"""
+
+from collections.abc import Callable
+
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.type_aliases import PyTorchObs
+from torch.func import jvp, vmap
+
+
+def flatten_obs(observation_space: spaces.Space, obs: PyTorchObs) -> th.Tensor:
+    """Flatten a batch of observations to ``(B, flatdim)`` in gymnasium's ``flatten`` order (Dict keys in space order)."""
+    if isinstance(observation_space, spaces.Dict):
+        return th.cat([_as_float(obs[key]).reshape(obs[key].shape[0], -1) for key in observation_space.spaces], dim=-1)  # type: ignore[index]
+    assert isinstance(obs, th.Tensor)
+    return _as_float(obs).reshape(obs.shape[0], -1)
+
+
+def _as_float(x: th.Tensor) -> th.Tensor:
+    return x if x.is_floating_point() else x.float()
+
+
+def unflatten_obs(observation_space: spaces.Space, flat: th.Tensor) -> PyTorchObs:
+    """Inverse of :func:`flatten_obs`: flat vectors ``(R, flatdim)`` back to the space's structure."""
+    if isinstance(observation_space, spaces.Dict):
+        out, start = {}, 0
+        for key, space in observation_space.spaces.items():
+            size = spaces.flatdim(space)
+            out[key] = flat[:, start : start + size].reshape(flat.shape[0], *space.shape)  # type: ignore[misc]
+            start += size
+        return out
+    return flat.reshape(flat.shape[0], *observation_space.shape)
+
+
+def check_flattenable(observation_space: spaces.Space) -> None:
+    """Raise a ValueError for observation spaces the world model cannot flatten and rebuild."""
+    subspaces = observation_space.spaces.values() if isinstance(observation_space, spaces.Dict) else [observation_space]
+    for space in subspaces:
+        if not isinstance(space, spaces.Box | spaces.MultiBinary):
+            raise ValueError(
+                f"The world model needs Box or MultiBinary observations (or a Dict of them), got {space}: "
+                "use sobolev=False (no world model) or wrap the env to give Box observations."
+            )
+
+
+def per_row_jacobian(fn: Callable[[th.Tensor], th.Tensor], actions: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+    """
+    ``fn(actions)`` and its derivative in each row's own action, for a ``fn`` whose rows depend only on their action.
+
+    :param fn: maps ``(B, A)`` to ``(B, ...)``, row ``b`` depending on ``actions[b]`` only; free of random draws
+    :param actions: ``(B, A)``
+    :return: value ``(B, ...)`` and Jacobian ``(B, ..., A)``
+    """
+    action_dim = actions.shape[-1]
+    basis = th.eye(action_dim, dtype=actions.dtype, device=actions.device).unsqueeze(1).expand(-1, actions.shape[0], -1)
+
+    def directional(tangent: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        return jvp(fn, (actions,), (tangent,))
+
+    value, tangents = vmap(directional, out_dims=(None, 0))(basis)
+    return value, tangents.movedim(0, -1)
+
+
+def sobolev_td_targets(
+    world_model: th.nn.Module,
+    actor_target: th.nn.Module,
+    critic_target: th.nn.Module,
+    observation_space: spaces.Space,
+    obs: PyTorchObs,
+    actions: th.Tensor,
+    dones: th.Tensor,
+    gamma: float,
+    n_samples: int,
+    n_model_draws: int,
+    target_policy_noise: float,
+    target_noise_clip: float,
+    deterministic_critic: bool = False,
+) -> tuple[th.Tensor, th.Tensor]:
+    """
+    Sobolev TD target samples and their action gradients, through the world model (no graph kept).
+
+    Each of the ``n_model_draws`` world-model draws per ``(s, a)`` carries ``n_samples // n_model_draws`` critic
+    draws and its own target-policy smoothing noise.
+
+    :param obs: observations ``(B, ...)``; ``actions``: ``(B, A)``; ``dones``: ``(B, 1)``
+    :param deterministic_critic: use ``xi = 0`` (the deterministic-Sobolev baseline)
+    :return: ``y`` ``(B, n_critics, n_samples)`` and ``G = dy/da`` ``(B, n_critics, n_samples, A)``
+    """
+    if n_samples % n_model_draws != 0:
+        raise ValueError(f"n_samples ({n_samples}) must be a multiple of n_target_model_draws ({n_model_draws}).")
+    batch, action_dim = actions.shape
+    per_draw = n_samples // n_model_draws
+    n_critics = critic_target.n_critics
+    flat_obs = flatten_obs(observation_space, obs)
+    # Every random draw happens here, outside the differentiated function.
+    model_noise = th.randn(batch, n_model_draws, world_model.latent_dim, dtype=actions.dtype, device=actions.device)
+    smoothing = (
+        th.randn(batch * n_model_draws, action_dim, dtype=actions.dtype, device=actions.device) * target_policy_noise
+    ).clamp(-target_noise_clip, target_noise_clip)
+    xi = critic_target.sample_noise(batch * n_model_draws, per_draw).to(actions.dtype)
+    if deterministic_critic:
+        xi = th.zeros_like(xi)
+    not_done = (1.0 - dones.reshape(batch, 1, 1)).float()
+
+    def target_fn(act: th.Tensor) -> th.Tensor:
+        next_obs, rewards = world_model.sample(flat_obs, act, n_model_draws, noise=model_noise)  # (B, M, S), (B, M)
+        next_obs = unflatten_obs(observation_space, next_obs.reshape(batch * n_model_draws, -1))
+        next_actions = (actor_target(next_obs) + smoothing).clamp(-1.0, 1.0)
+        z = critic_target(next_obs, next_actions, xi)  # (B * M, K, per_draw)
+        z = z.reshape(batch, n_model_draws, n_critics, per_draw).transpose(1, 2).reshape(batch, n_critics, n_samples)
+        r = rewards.unsqueeze(1).unsqueeze(-1).expand(batch, n_critics, n_model_draws, per_draw).reshape(batch, n_critics, -1)
+        return r + gamma * not_done * z
+
+    with th.no_grad():
+        return per_row_jacobian(target_fn, actions.detach())
+
+
+def return_td_targets(
+    actor_target: th.nn.Module,
+    critic_target: th.nn.Module,
+    next_obs: PyTorchObs,
+    rewards: th.Tensor,
+    dones: th.Tensor,
+    gamma: float,
+    n_samples: int,
+    target_policy_noise: float,
+    target_noise_clip: float,
+) -> th.Tensor:
+    """
+    Return-only target samples from real transitions (the return-only distributional baseline).
+
+    :return: ``y`` ``(B, n_critics, n_samples)``
+    """
+    with th.no_grad():
+        next_actions = actor_target(next_obs)
+        noise = (th.randn_like(next_actions) * target_policy_noise).clamp(-target_noise_clip, target_noise_clip)
+        next_actions = (next_actions + noise).clamp(-1.0, 1.0)
+        z = critic_target(next_obs, next_actions, critic_target.sample_noise(next_actions.shape[0], n_samples))
+        return rewards.reshape(-1, 1, 1) + gamma * (1.0 - dones.reshape(-1, 1, 1)) * z
+
+
+def truncate_pooled(y: th.Tensor, grads: th.Tensor | None, n_drop: int) -> th.Tensor:
+    """
+    Pool the target samples of all critics, sort by return and drop the ``n_drop`` largest (TQC-style).
+
+    :param y: ``(B, K, N)``; ``grads``: ``(B, K, N, A)`` or None
+    :return: joint samples ``(B, K * N - n_drop, 1 + A)`` (``(B, K * N - n_drop, 1)`` without gradients)
+    """
+    batch = y.shape[0]
+    pooled = y.reshape(batch, -1, 1)
+    if grads is not None:
+        pooled = th.cat([pooled, grads.reshape(batch, pooled.shape[1], -1)], dim=-1)
+    n_keep = pooled.shape[1] - n_drop
+    order = th.argsort(pooled[..., 0], dim=1)[:, :n_keep]
+    return th.gather(pooled, 1, order.unsqueeze(-1).expand(-1, -1, pooled.shape[-1]))

@@ -1,0 +1,250 @@
+"""DSDPG behaves as an SB3 algorithm: saving, loading, seeding, VecEnvs, Dict observations, HER, callbacks, logging, errors.
+
+Written after the patterns of Stable-Baselines3's own test suite (test_save_load, test_her, test_dict_env, ...).
+"""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from sb3_contrib import TQC
+from stable_baselines3 import TD3, HerReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.envs import BitFlippingEnv, IdentityEnv
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.noise import NormalActionNoise
+
+from sb3_dsdpg import DSDPG
+
+SMALL = dict(
+    policy_kwargs=dict(net_arch=[32, 32], noise_net_arch=[16]),
+    world_model_kwargs=dict(encoder_arch=[32], decoder_arch=[32], prior_arch=[32]),
+    batch_size=32,
+    learning_starts=50,
+    n_samples=4,
+)
+
+LOGGED = (
+    "critic_loss",
+    "actor_loss",
+    "world_model_loss",
+    "world_model_kl",
+    "world_model_recon",
+    "return_mean",
+    "grad_norm_mean",
+    "n_updates",
+)
+
+
+def _small(env="Pendulum-v1", **kwargs) -> DSDPG:
+    return DSDPG("MlpPolicy", env, **{**SMALL, **kwargs})
+
+
+def _state_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(th.equal(a[k], b[k]) for k in a)
+
+
+def _optimizer_states_equal(a: th.optim.Optimizer, b: th.optim.Optimizer) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    if sa["param_groups"] != sb["param_groups"] or sa["state"].keys() != sb["state"].keys():
+        return False
+    return all(_state_equal(sa["state"][k], sb["state"][k]) for k in sa["state"])
+
+
+def test_save_load_restores_everything(tmp_path):
+    model = _small(seed=0, action_noise=NormalActionNoise(np.zeros(1), 0.1 * np.ones(1)))
+    model.learn(150)
+    obs = np.stack([model.observation_space.sample() for _ in range(10)])
+    actions_before = model.predict(obs, deterministic=True)[0]
+    params_before = model.get_parameters()
+    assert {"policy", "actor.optimizer", "critic.optimizer", "world_model", "world_model.optimizer"} <= params_before.keys()
+    model.save(tmp_path / "model.zip")
+
+    loaded = DSDPG.load(tmp_path / "model.zip", env=gym.make("Pendulum-v1"))
+    assert np.array_equal(actions_before, loaded.predict(obs, deterministic=True)[0])
+    params_after = loaded.get_parameters()
+    assert params_before.keys() == params_after.keys()
+    for key in ("policy", "world_model"):
+        assert _state_equal(params_before[key], params_after[key]), key
+    for name in ("actor", "critic", "world_model"):
+        assert _optimizer_states_equal(getattr(model, name).optimizer, getattr(loaded, name).optimizer), name
+    # The world model's running normalisation statistics are part of its state.
+    assert th.equal(model.world_model.obs_normalizer.mean, loaded.world_model.obs_normalizer.mean)
+    assert loaded.world_model.obs_normalizer.count > 0
+    # Every hyperparameter survives.
+    for attr in ("n_samples", "n_target_model_draws", "loss", "kernel_bandwidth", "top_samples_to_drop_per_critic", "sobolev"):
+        assert getattr(loaded, attr) == getattr(model, attr)
+    assert loaded.critic.architecture == model.critic.architecture == "factorized"
+    # And it keeps training.
+    loaded.learn(60, reset_num_timesteps=False)
+    assert loaded.num_timesteps == model.num_timesteps + 60
+
+
+def test_set_parameters_roundtrip():
+    a, b = _small(seed=1), _small(seed=2)
+    obs = np.stack([a.observation_space.sample() for _ in range(5)])
+    assert not np.allclose(a.predict(obs, deterministic=True)[0], b.predict(obs, deterministic=True)[0])
+    b.set_parameters(a.get_parameters())
+    assert np.array_equal(a.predict(obs, deterministic=True)[0], b.predict(obs, deterministic=True)[0])
+    assert _state_equal(a.world_model.state_dict(), b.world_model.state_dict())
+
+
+def test_replay_buffer_save_load(tmp_path):
+    model = _small(seed=0)
+    model.learn(120)
+    model.save_replay_buffer(tmp_path / "buffer.pkl")
+    old = model.replay_buffer
+    fresh = _small(seed=0)
+    fresh.load_replay_buffer(tmp_path / "buffer.pkl")
+    assert fresh.replay_buffer.size() == old.size() == 120
+    assert np.array_equal(fresh.replay_buffer.observations, old.observations)
+    assert np.array_equal(fresh.replay_buffer.rewards, old.rewards)
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(sobolev=True, distributional=False), dict(sobolev=False)])
+def test_same_seed_same_result(kwargs):
+    params = []
+    for _ in range(2):
+        model = _small(seed=3, **kwargs)
+        model.learn(100)
+        params.append(model.policy.state_dict())
+    assert _state_equal(*params)
+
+
+def test_train_and_eval_mode():
+    model = _small(policy_kwargs=dict(net_arch=[16], noise_net_arch=[8]))
+    model.policy.set_training_mode(False)
+    assert not model.actor.training and not model.critic.training
+    model.policy.set_training_mode(True)
+    assert model.actor.training and model.critic.training
+    assert not model.actor_target.training and not model.critic_target.training
+
+
+def test_multi_env_callbacks_progress_bar_tensorboard_and_logged_keys(tmp_path):
+    env = make_vec_env("Pendulum-v1", n_envs=2, seed=0)
+    model = _small(env, train_freq=(2, "step"), gradient_steps=3, tensorboard_log=str(tmp_path), seed=0)
+    model.set_logger(configure(str(tmp_path / "log"), ["csv", "tensorboard"]))
+
+    class Count(BaseCallback):
+        def __init__(self):
+            super().__init__()
+            self.calls = 0
+
+        def _on_step(self) -> bool:
+            self.calls += 1
+            return True
+
+    callback = Count()
+    # Pendulum episodes last 200 steps: with 2 envs the first dump (log_interval=1) comes at 400 steps.
+    model.learn(420, callback=callback, progress_bar=True, log_interval=1)
+    assert callback.calls == 210  # one call per VecEnv step of 2 envs
+    assert model.num_timesteps == 420
+    header = (tmp_path / "log" / "progress.csv").read_text().splitlines()[0].split(",")
+    for key in LOGGED:
+        assert f"train/{key}" in header, key
+    assert any(path.name.startswith("events.out.tfevents") for path in (tmp_path / "log").iterdir())
+    # gradient_steps=3 every 2 VecEnv steps after learning_starts
+    assert model._n_updates > 0 and model._n_updates % 3 == 0
+
+
+def test_learning_starts_delays_training():
+    model = _small(learning_starts=100)
+    model.learn(80)
+    assert model._n_updates == 0
+    model.learn(40, reset_num_timesteps=False)
+    assert model._n_updates > 0
+
+
+class DictPendulum(gym.ObservationWrapper):
+    """Pendulum with a Dict observation: (cos, sin) and the angular velocity as separate keys."""
+
+    def __init__(self):
+        super().__init__(gym.make("Pendulum-v1"))
+        self.observation_space = gym.spaces.Dict(
+            {"angle": gym.spaces.Box(-1.0, 1.0, (2,), np.float32), "velocity": gym.spaces.Box(-8.0, 8.0, (1,), np.float32)}
+        )
+
+    def observation(self, obs):
+        return {"angle": obs[:2], "velocity": obs[2:]}
+
+
+def test_dict_observations_with_multi_input_policy(tmp_path):
+    model = DSDPG("MultiInputPolicy", DictPendulum(), **SMALL, seed=0)
+    model.learn(120)
+    assert model.world_model.obs_dim == 3
+    obs = model.env.reset()
+    action, _ = model.predict(obs, deterministic=True)
+    model.save(tmp_path / "dict.zip")
+    loaded = DSDPG.load(tmp_path / "dict.zip")
+    assert np.array_equal(action, loaded.predict(obs, deterministic=True)[0])
+
+
+def test_her_on_goal_env():
+    env = BitFlippingEnv(n_bits=4, continuous=True, max_steps=4)
+    model = DSDPG(
+        "MultiInputPolicy",
+        env,
+        replay_buffer_class=HerReplayBuffer,
+        replay_buffer_kwargs=dict(n_sampled_goal=2, goal_selection_strategy="future"),
+        **{**SMALL, "learning_starts": 40},
+        seed=0,
+    )
+    model.learn(150)
+    assert model._n_updates > 0
+    assert model.world_model.obs_dim == 12
+
+
+def test_non_box_action_space_refused_like_td3_and_tqc():
+    messages = []
+    for algo in (TD3, TQC, DSDPG):
+        with pytest.raises(AssertionError) as info:
+            algo("MlpPolicy", IdentityEnv(2))
+        messages.append(str(info.value))
+    assert messages[0] == messages[1] == messages[2]
+    assert "Box" in messages[2]
+
+
+@pytest.mark.parametrize(
+    "kwargs, argument",
+    [
+        (dict(n_samples=1), "n_samples"),
+        (dict(n_samples=4, top_samples_to_drop_per_critic=4), "top_samples_to_drop_per_critic"),
+        (dict(kernel_bandwidth=0.0), "kernel_bandwidth"),
+        (dict(kernel_bandwidth=-3.0), "kernel_bandwidth"),
+        (dict(loss="wasserstein"), "loss"),
+        (dict(kernel="laplace"), "kernel"),
+        (dict(world_model="diffusion"), "world_model"),
+        (dict(sobolev_inputs="state"), "sobolev_inputs"),
+        (dict(n_samples=4, n_target_model_draws=3), "n_target_model_draws"),
+        (dict(sobolev=False, distributional=False), "TD3"),
+    ],
+)
+def test_bad_hyperparameters_raise_at_construction(kwargs, argument):
+    with pytest.raises(ValueError, match=argument):
+        DSDPG("MlpPolicy", "Pendulum-v1", **kwargs)
+
+
+def test_unknown_critic_architecture_and_image_observations_raise():
+    with pytest.raises(ValueError, match="critic_architecture"):
+        DSDPG("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(critic_architecture="transformer"))
+
+    class ImageEnv(gym.Env):
+        observation_space = gym.spaces.Box(0, 255, (36, 36, 3), np.uint8)
+        action_space = gym.spaces.Box(-1, 1, (1,), np.float32)
+
+    with pytest.raises(ValueError, match="image observations"):
+        DSDPG("MlpPolicy", ImageEnv())
+
+
+class NanReward(gym.Wrapper):
+    def step(self, action):
+        obs, _, terminated, truncated, info = self.env.step(action)
+        return obs, float("nan"), terminated, truncated, info
+
+
+@pytest.mark.parametrize("kwargs, which", [(dict(), "world-model loss"), (dict(sobolev=False), "critic loss")])
+def test_non_finite_loss_stops_training(kwargs, which):
+    model = _small(NanReward(gym.make("Pendulum-v1")), learning_starts=20, **kwargs)
+    with pytest.raises(RuntimeError, match=f"Non-finite {which}.*at update 1"):
+        model.learn(40)
