@@ -113,10 +113,21 @@ def _pairs(p: th.Tensor, ww: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor
     return p[:, i] - p[:, j], 2.0 * ww[i, j], ww.diagonal().sum()
 
 
+def _slice_value(
+    delta: th.Tensor, weights: th.Tensor, theta: th.Tensor, kernel: str, bandwidth: float | Sequence[float]
+) -> th.Tensor:
+    """Off-diagonal part of the 1-D MMD^2 along each ``theta`` ``(B, C, D)``: ``(B, C)``."""
+    diff = th.einsum("bqd,bcd->bcq", delta, theta)
+    if kernel == "multiquadric":
+        h2 = float(bandwidth if isinstance(bandwidth, int | float) else bandwidth[0]) ** 2
+        return -(diff.square_().mul_(h2).add_(1.0).sqrt_() @ weights)
+    return kernel_from_sq_dist(diff.square_(), kernel, bandwidth) @ weights
+
+
 def _slice_value_and_grad(
     delta: th.Tensor, weights: th.Tensor, theta: th.Tensor, kernel: str, bandwidth: float | Sequence[float]
 ) -> tuple[th.Tensor, th.Tensor]:
-    """Off-diagonal part of the 1-D MMD^2 along each ``theta`` ``(B, C, D)``, and its gradient in ``theta``."""
+    """:func:`_slice_value` and its gradient in ``theta`` ``(B, C, D)``."""
     diff = th.einsum("bqd,bcd->bcq", delta, theta)  # (B, C, Q)
     value, slope = _kernel_and_slope(diff, kernel, bandwidth)
     return value @ weights, th.einsum("bcq,bqd->bcd", slope * weights, delta)
@@ -184,10 +195,10 @@ def max_sliced_mmd2(
             rand = th.randn(batch, n_slice_candidates, dim, dtype=x.dtype, device=x.device, generator=generator)
             extra = th.cat([shift, rand], dim=1)
             candidates = th.cat([candidates, extra / extra.norm(dim=-1, keepdim=True).clamp_min(1e-12)], dim=1)
-        values, grads = _slice_value_and_grad(dd, weights, candidates, kernel, bandwidth)
-        best_value, idx = values.max(dim=1)
-        rows = th.arange(batch, device=x.device)
-        best_theta, grad = candidates[rows, idx], grads[rows, idx]  # (B, D)
+        # Values only for the candidates; the gradient only at the best of them.
+        best_value, idx = _slice_value(dd, weights, candidates, kernel, bandwidth).max(dim=1)
+        best_theta = candidates[th.arange(batch, device=x.device), idx]  # (B, D)
+        grad = _slice_value_and_grad(dd, weights, best_theta.unsqueeze(1), kernel, bandwidth)[1].squeeze(1)
         # Ascent on the sphere with a per-element step that grows after a gain and halves after a loss;
         # a step that does not improve is not taken, so the result never falls below the best candidate.
         step = th.full((batch, 1), step_size, dtype=x.dtype, device=x.device)

@@ -19,16 +19,13 @@ from stable_baselines3.common.type_aliases import PyTorchObs
 from torch.func import jvp, vmap
 
 
-def flatten_obs(observation_space: spaces.Space, obs: PyTorchObs) -> th.Tensor:
-    """Flatten a batch of observations to ``(B, flatdim)`` in gymnasium's ``flatten`` order (Dict keys in space order)."""
+def flatten_obs(observation_space: spaces.Space, obs: PyTorchObs, dtype: th.dtype = th.float32) -> th.Tensor:
+    """Flatten a batch of observations to ``(B, flatdim)`` of ``dtype``, in gymnasium's ``flatten`` order."""
     if isinstance(observation_space, spaces.Dict):
-        return th.cat([_as_float(obs[key]).reshape(obs[key].shape[0], -1) for key in observation_space.spaces], dim=-1)  # type: ignore[index]
+        parts = [obs[key].reshape(obs[key].shape[0], -1) for key in observation_space.spaces]  # type: ignore[index]
+        return th.cat(parts, dim=-1).to(dtype)
     assert isinstance(obs, th.Tensor)
-    return _as_float(obs).reshape(obs.shape[0], -1)
-
-
-def _as_float(x: th.Tensor) -> th.Tensor:
-    return x if x.is_floating_point() else x.float()
+    return obs.reshape(obs.shape[0], -1).to(dtype)
 
 
 def unflatten_obs(observation_space: spaces.Space, flat: th.Tensor) -> PyTorchObs:
@@ -102,7 +99,7 @@ def sobolev_td_targets(
     batch, action_dim = actions.shape
     per_draw = n_samples // n_model_draws
     n_critics = critic_target.n_critics
-    flat_obs = flatten_obs(observation_space, obs)
+    flat_obs = flatten_obs(observation_space, obs, actions.dtype)
     # Every random draw happens here, outside the differentiated function.
     model_noise = th.randn(batch, n_model_draws, world_model.latent_dim, dtype=actions.dtype, device=actions.device)
     smoothing = (

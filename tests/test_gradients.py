@@ -123,7 +123,7 @@ def test_target_gradient_goes_through_the_world_model_reward():
     """With gamma = 0 the target is the model reward: its gradient is the reward head's derivative."""
     model = _model("Pendulum-v1", "factorized")
     obs, actions = _batch(model)
-    flat = flatten_obs(model.observation_space, obs)
+    flat = flatten_obs(model.observation_space, obs, th.float64)
     noise = th.randn(5, 1, model.world_model.latent_dim, dtype=th.float64)
     _, jac = per_row_jacobian(lambda a: model.world_model.sample(flat, a, 1, noise=noise)[1], actions)
     numeric = _fd_action_grad(lambda a: model.world_model.sample(flat, a, 1, noise=noise)[1], actions)
