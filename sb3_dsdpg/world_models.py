@@ -1,11 +1,18 @@
 """Learned one-step world models that make the Sobolev TD target differentiable (SPEC section 2).
 
-This module owns :class:`CVAEWorldModel`, a conditional VAE of ``(Delta s, r)`` given ``(s, a)`` with an
-encoder ``q(eps | s, a, s', r)``, a learned prior ``p(eps | s, a)`` and a decoder ``g(s, a, eps)``, plus the
-running normalisation statistics it uses. All randomness of a sample enters through ``eps``: the decoder's
-mean *is* the sample, so ``(s', r) = g(s, a, mu_p(s, a) + sigma_p(s, a) * u)`` with ``u ~ N(0, I)`` is
-reparameterised and differentiable in ``s`` and ``a``. It works on flat observation vectors and imports
-nothing from the rest of the package.
+This module owns the world models of ``(Delta s, r)`` given ``(s, a)`` and the running normalisation statistics
+they use:
+
+- :class:`CVAEWorldModel`, a conditional VAE with an encoder ``q(eps | s, a, s', r)``, a learned prior
+  ``p(eps | s, a)`` and a decoder ``g(s, a, eps)``. All randomness of a sample enters through ``eps``: the
+  decoder's mean *is* the sample, so ``(s', r) = g(s, a, mu_p(s, a) + sigma_p(s, a) * u)`` with ``u ~ N(0, I)``
+  is reparameterised and differentiable in ``s`` and ``a``.
+- :class:`RealNVPWorldModel`, a conditional RealNVP flow (affine coupling layers whose conditioners see
+  ``(s, a)``, standard normal base) trained by maximum likelihood; its sample ``f(u; s, a)`` is a smooth
+  bijection of the base draw ``u``, reparameterised and differentiable in ``s`` and ``a`` likewise.
+
+Both share one interface (``loss``, ``sample``, ``latent_dim``). The module works on flat observation vectors
+and imports nothing from the rest of the package.
 """
 
 import math
@@ -179,3 +186,172 @@ class CVAEWorldModel(nn.Module):
         out = self.target_normalizer.denormalize(self.decoder(th.cat([cond_rep, eps], dim=-1)))  # (B, n, S + 1)
         next_obs = obs.unsqueeze(1) + out[..., : self.obs_dim]
         return next_obs, out[..., self.obs_dim]
+
+
+class RealNVPWorldModel(nn.Module):
+    """
+    Conditional RealNVP world model ``p(Delta s, r | s, a)`` (the paper's world-model ablation).
+
+    In normalised units (the targets ``(Delta s, r)`` and the observations are standardised by running statistics,
+    as in :class:`CVAEWorldModel`), a sample is ``x = loc(c) + scale(c) * T_K(... T_1(u; c) ...; c)`` with
+    ``u ~ N(0, I_D)``, ``D = obs_dim + 1``, ``c = (normalised s, a)`` and ``T_k`` affine couplings
+    ``y -> m * y + (1 - m) * (y * exp(s_k(m * y, c)) + t_k(m * y, c))`` under alternating binary masks ``m``.
+    The last, elementwise affine layer lets a dimension be (nearly) deterministic: its scale is bounded below by
+    ``min_std``, the couplings' log-scales by ``coupling_scale_bound`` in absolute value, which keeps the
+    likelihood bounded on deterministic dimensions and the Jacobians of samples tame.
+
+    ``forward`` maps base draws to normalised targets (the sampling direction), ``inverse`` the reverse; both
+    return the log-absolute-determinant of their Jacobian. ``latent_dim`` equals ``D``: the noise of
+    :meth:`sample` *is* the base draw.
+
+    :param obs_dim: size of the flat observation vector
+    :param action_dim: size of the action vector
+    :param n_couplings: number of affine coupling layers (masks alternate, so each dimension is transformed in
+        half of them)
+    :param hidden_arch: hidden widths of each coupling's conditioner and of the elementwise affine layer's
+    :param activation_fn: activation (smooth by default: the Sobolev target differentiates through the flow)
+    :param coupling_scale_bound: bound ``b`` of the couplings' log-scales, ``b * tanh(raw / b)``
+    :param min_std: lower bound of the elementwise affine layer's scale, in normalised units
+    :param max_std: upper bound of that scale
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        n_couplings: int = 4,
+        hidden_arch: list[int] | None = None,
+        activation_fn: type[nn.Module] = nn.SiLU,
+        coupling_scale_bound: float = 2.0,
+        min_std: float = 1e-3,
+        max_std: float = 2.0,
+    ):
+        super().__init__()
+        if obs_dim < 1 or action_dim < 1 or n_couplings < 0:
+            raise ValueError(
+                f"obs_dim and action_dim must be positive and n_couplings >= 0, got {obs_dim}, {action_dim}, {n_couplings}."
+            )
+        if not 0 < min_std < 1.0 < max_std:
+            raise ValueError(f"Need 0 < min_std < 1 < max_std, got {min_std}, {max_std}.")
+        if coupling_scale_bound <= 0:
+            raise ValueError(f"coupling_scale_bound must be positive, got {coupling_scale_bound}.")
+        self.obs_dim, self.action_dim = obs_dim, action_dim
+        self.target_dim = obs_dim + 1  # (Delta s, r)
+        self.latent_dim = self.target_dim
+        self.coupling_scale_bound = coupling_scale_bound
+        self.min_std, self.max_std = min_std, max_std
+        hidden_arch = [256, 256] if hidden_arch is None else list(hidden_arch)
+        cond_dim = obs_dim + action_dim
+        dims = th.arange(self.target_dim)
+        # Alternating masks: 1 marks the dimensions a coupling passes through unchanged and conditions on.
+        masks = [((dims + k) % 2 == 0).float() for k in range(n_couplings)]
+        self.register_buffer("masks", th.stack(masks) if masks else th.zeros(0, self.target_dim))
+        self.couplings = nn.ModuleList(
+            build_mlp(self.target_dim + cond_dim, 2 * self.target_dim, hidden_arch, activation_fn) for _ in range(n_couplings)
+        )
+        self.affine = build_mlp(cond_dim, 2 * self.target_dim, hidden_arch, activation_fn)
+        with th.no_grad():
+            # Start as the identity map: zero couplings, unit scale.
+            for net in self.couplings:
+                net[-1].weight.zero_()
+                net[-1].bias.zero_()
+            self.affine[-1].weight.mul_(0.01)
+            self.affine[-1].bias.zero_()
+            lo, hi = math.log(min_std), math.log(max_std)
+            self.affine[-1].bias[self.target_dim :] = math.log(-lo / hi)  # logit of the unit scale's position
+        self.obs_normalizer = RunningNormalizer(obs_dim)
+        self.target_normalizer = RunningNormalizer(self.target_dim)
+
+    def _condition(self, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
+        return th.cat([self.obs_normalizer.normalize(obs), actions], dim=-1)
+
+    def _affine(self, cond: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """Location and log-scale of the elementwise affine layer, ``(B, D)`` each."""
+        loc, raw = self.affine(cond).chunk(2, dim=-1)
+        lo, hi = math.log(self.min_std), math.log(self.max_std)
+        return loc, lo + (hi - lo) * th.sigmoid(raw)
+
+    def _coupling(self, k: int, y: th.Tensor, cond: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """Log-scale and shift of coupling ``k`` at ``y`` ``(B, n, D)``: zero on the masked part, the only part read."""
+        mask = self.masks[k]
+        raw_scale, shift = self.couplings[k](th.cat([y * mask, cond], dim=-1)).chunk(2, dim=-1)
+        bound = self.coupling_scale_bound
+        log_scale = bound * th.tanh(raw_scale / bound) * (1.0 - mask)
+        return log_scale, shift * (1.0 - mask)
+
+    def _expand_condition(self, obs: th.Tensor, actions: th.Tensor, n: int) -> th.Tensor:
+        return self._condition(obs, actions).unsqueeze(1).expand(-1, n, -1)
+
+    def forward(self, noise: th.Tensor, obs: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """
+        Base draws to normalised targets (the sampling direction).
+
+        :param noise: base draws ``u`` ``(B, n, D)``
+        :param obs: ``(B, S)``; ``actions``: ``(B, A)``
+        :return: normalised ``(Delta s, r)`` ``(B, n, D)`` and ``log |det dx/du|`` ``(B, n)``
+        """
+        cond = self._expand_condition(obs, actions, noise.shape[1])
+        y, log_det = noise, th.zeros(noise.shape[:-1], dtype=noise.dtype, device=noise.device)
+        for k in range(len(self.couplings)):
+            log_scale, shift = self._coupling(k, y, cond)
+            y = y * log_scale.exp() + shift  # masked dimensions have log_scale = shift = 0
+            log_det = log_det + log_scale.sum(-1)
+        loc, log_scale = self._affine(cond)
+        return loc + log_scale.exp() * y, log_det + log_scale.sum(-1)
+
+    def inverse(self, targets: th.Tensor, obs: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """
+        Normalised targets to base draws (the density direction).
+
+        :param targets: normalised ``(Delta s, r)`` ``(B, n, D)``
+        :param obs: ``(B, S)``; ``actions``: ``(B, A)``
+        :return: base draws ``u`` ``(B, n, D)`` and ``log |det du/dx|`` ``(B, n)``
+        """
+        cond = self._expand_condition(obs, actions, targets.shape[1])
+        loc, log_scale = self._affine(cond)
+        y = (targets - loc) * th.exp(-log_scale)
+        log_det = -log_scale.sum(-1)
+        for k in reversed(range(len(self.couplings))):
+            log_scale, shift = self._coupling(k, y, cond)  # reads y * mask, which the coupling left unchanged
+            y = (y - shift) * th.exp(-log_scale)
+            log_det = log_det - log_scale.sum(-1)
+        return y, log_det
+
+    def log_prob(self, obs: th.Tensor, actions: th.Tensor, next_obs: th.Tensor, rewards: th.Tensor) -> th.Tensor:
+        """Log-density ``(B,)`` of the normalised target ``(Delta s, r)`` given ``(s, a)``."""
+        target = self.target_normalizer.normalize(th.cat([next_obs - obs, rewards.reshape(-1, 1)], dim=-1))
+        base, log_det = self.inverse(target.unsqueeze(1), obs, actions)
+        base_log_prob = -0.5 * base.pow(2).sum(-1) - 0.5 * self.target_dim * math.log(2 * math.pi)
+        return (base_log_prob + log_det).squeeze(1)
+
+    def loss(
+        self, obs: th.Tensor, actions: th.Tensor, next_obs: th.Tensor, rewards: th.Tensor, update_normalizers: bool = True
+    ) -> tuple[th.Tensor, dict[str, float]]:
+        """
+        Negative log-likelihood of a batch of transitions, in normalised units (maximum likelihood).
+
+        :param obs: ``(B, S)``; ``actions``: ``(B, A)``; ``next_obs``: ``(B, S)``; ``rewards``: ``(B,)`` or ``(B, 1)``
+        :param update_normalizers: merge this batch into the running statistics first
+        :return: the loss (a scalar tensor) and its logged parts ``{"nll"}``
+        """
+        if update_normalizers:
+            self.obs_normalizer.update(obs)
+            self.target_normalizer.update(th.cat([next_obs - obs, rewards.reshape(-1, 1)], dim=-1))
+        nll = -self.log_prob(obs, actions, next_obs, rewards).mean()
+        return nll, {"nll": nll.item()}
+
+    def sample(
+        self, obs: th.Tensor, actions: th.Tensor, n_samples: int = 1, noise: th.Tensor | None = None
+    ) -> tuple[th.Tensor, th.Tensor]:
+        """
+        Reparameterised samples of the next observation and reward, differentiable in ``obs`` and ``actions``.
+
+        :param obs: ``(B, S)``; ``actions``: ``(B, A)``
+        :param n_samples: draws per ``(s, a)``
+        :param noise: optional base draws ``(B, n_samples, latent_dim)`` (fixed noise for tests and targets)
+        :return: next observations ``(B, n, S)`` and rewards ``(B, n)``
+        """
+        if noise is None:
+            noise = th.randn(obs.shape[0], n_samples, self.latent_dim, dtype=obs.dtype, device=obs.device)
+        out = self.target_normalizer.denormalize(self.forward(noise, obs, actions)[0])  # (B, n, S + 1)
+        return obs.unsqueeze(1) + out[..., : self.obs_dim], out[..., self.obs_dim]
