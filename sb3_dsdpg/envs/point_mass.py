@@ -1,0 +1,138 @@
+"""The 2-D point mass with hidden bonus locations (``sb3_dsdpg/PointMassBonus-v0``), the toy task on which the
+return and action-gradient distributions at the start state are multimodal, the more so the more bonuses.
+
+This module imports nothing from the rest of ``sb3_dsdpg``; rendering uses numpy only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+
+class PointMassBonusEnv(gym.Env[np.ndarray, np.ndarray]):
+    """
+    A point in ``[-1, 1]^2`` starts at the origin and moves by ``p' = clip(p + 0.1 a + 0.05 w, -1, 1)`` with
+    ``a`` in ``[-1, 1]^2`` and ``w ~ N(0, I)``. ``n_bonus`` bonus centres lie evenly on the circle of radius 0.7
+    (the first at angle 0); at every reset one of them, drawn uniformly, becomes active and is not observed.
+    The reward is ``exp(-||p' - c||^2 / (2 * 0.1^2)) - 0.01 ||a||^2`` for the active centre ``c``.
+
+    The observation is the position only. The normalised time step is left out: the task is stationary (the
+    best policy drives to one centre and stays there whatever the time), and the 50-step limit is a truncation
+    that off-policy learners bootstrap through, as in the MuJoCo benchmarks. Since the active bonus is hidden
+    and fixed within an episode, the return from the start state is a mixture with one mode per bonus the
+    policy can reach, which is the multimodality the distributional critic is meant to capture.
+
+    The episode never terminates; the registered ID ``sb3_dsdpg/PointMassBonus-v0`` truncates it after 50
+    steps (``max_episode_steps``). Built directly, the class has no time limit.
+
+    ``reset(options={"bonus": k})`` forces the active bonus to ``k``; the draw from the generator happens anyway,
+    so the motion noise is the same whichever bonus is active. ``info["active_bonus"]`` reports the active
+    index for evaluation (the agent does not see it).
+
+    :param n_bonus: number of bonus centres, ``>= 1``
+    :param render_mode: ``None`` or ``"rgb_array"`` (a numpy picture of the square, the centres, the active
+        one in green and the point in blue)
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    step_size = 0.1
+    motion_noise = 0.05
+    bonus_radius = 0.7
+    bonus_width = 0.1
+    action_cost = 0.01
+    render_size = 256
+
+    def __init__(self, n_bonus: int = 4, render_mode: str | None = None) -> None:
+        if isinstance(n_bonus, bool) or int(n_bonus) != n_bonus or n_bonus < 1:
+            raise ValueError(f"n_bonus must be a positive integer, got {n_bonus!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.n_bonus = int(n_bonus)
+        self.render_mode = render_mode
+        angles = 2.0 * np.pi * np.arange(self.n_bonus) / self.n_bonus
+        # (n_bonus, 2)
+        self.bonus_centres = self.bonus_radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+        self.observation_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+        self.position = np.zeros(2)
+        self.active_bonus = 0
+
+    def reward(self, position: np.ndarray, action: np.ndarray, bonus: int | None = None) -> float:
+        """
+        Reward of arriving at ``position`` with ``action``.
+
+        :param position: next position ``p'``
+        :param action: action, already clipped to ``[-1, 1]^2``
+        :param bonus: index of the active centre, the current episode's by default
+        :return: ``exp(-||p' - c||^2 / (2 * 0.1^2)) - 0.01 ||a||^2``
+        """
+        centre = self.bonus_centres[self.active_bonus if bonus is None else bonus]
+        squared_distance = float(np.sum((np.asarray(position, dtype=np.float64) - centre) ** 2))
+        bonus_term = np.exp(-squared_distance / (2.0 * self.bonus_width**2))
+        return float(bonus_term - self.action_cost * np.sum(np.asarray(action, dtype=np.float64) ** 2))
+
+    def _get_obs(self) -> np.ndarray:
+        return self.position.astype(np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """
+        Put the point at the origin and draw the active bonus.
+
+        :param seed: seed of the env's generator
+        :param options: ``{"bonus": k}`` forces the active bonus
+        :return: observation and ``{"active_bonus": k}``
+        """
+        super().reset(seed=seed)
+        self.active_bonus = int(self.np_random.integers(self.n_bonus))
+        if options is not None and options.get("bonus") is not None:
+            bonus = options["bonus"]
+            if int(bonus) != bonus or not 0 <= bonus < self.n_bonus:
+                raise ValueError(f"options['bonus'] must be an index in [0, {self.n_bonus}), got {bonus!r}")
+            self.active_bonus = int(bonus)
+        self.position = np.zeros(2)
+        return self._get_obs(), {"active_bonus": self.active_bonus}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """
+        Move the point and pay the bonus of the active centre.
+
+        :param action: displacement command in ``[-1, 1]^2`` (clipped to it, and the clipped action is what the
+            action cost sees)
+        :return: observation, reward, terminated (always ``False``), truncated (``False``, see the time limit),
+            ``{"active_bonus": k}``
+        """
+        action = np.clip(np.asarray(action, dtype=np.float64).reshape(2), -1.0, 1.0)
+        noise = self.np_random.normal(size=2)
+        self.position = np.clip(self.position + self.step_size * action + self.motion_noise * noise, -1.0, 1.0)
+        reward = self.reward(self.position, action)
+        return self._get_obs(), reward, False, False, {"active_bonus": self.active_bonus}
+
+    def render(self) -> np.ndarray | None:
+        """
+        Picture of the state (``render_mode="rgb_array"``): grey rings at the bonus centres (radius = bonus
+        width), the active one filled green, the point as a blue dot.
+
+        :return: ``(render_size, render_size, 3)`` uint8 image, or ``None`` without a render mode
+        """
+        if self.render_mode is None:
+            gym.logger.warn("PointMassBonusEnv.render() called without a render_mode; use render_mode='rgb_array'")
+            return None
+        size = self.render_size
+        # Pixel centres in world coordinates; the y axis points up in the picture.
+        coords = (np.arange(size) + 0.5) / size * 2.0 - 1.0
+        x, y = np.meshgrid(coords, coords[::-1])
+        image = np.full((size, size, 3), 255, dtype=np.uint8)
+        pixel = 2.0 / size
+        for index, centre in enumerate(self.bonus_centres):
+            distance = np.hypot(x - centre[0], y - centre[1])
+            if index == self.active_bonus:
+                image[distance <= self.bonus_width] = (60, 170, 60)
+            else:
+                image[np.abs(distance - self.bonus_width) <= 1.5 * pixel] = (150, 150, 150)
+        image[np.hypot(x - self.position[0], y - self.position[1]) <= 0.04] = (30, 80, 220)
+        return image
