@@ -1,0 +1,399 @@
+"""The report of ``python -m sb3_dsdpg.compare``: tables, learning curves, rliable aggregates and the update cost.
+
+This module owns ``DIR/report/`` of a sweep, computed from the finished runs only (their ``compare_run.json``
+markers and the zoo's ``evaluations.npz``):
+
+- ``curves_<env>.png`` (and ``curves.png``, all envs): mean evaluation return over seeds with a 95% t-interval;
+- ``aggregate.png`` (IQM, mean and optimality gap with 95% stratified-bootstrap intervals, rliable) and
+  ``performance_profile.png``, over min-max normalised final scores: per env, 0 = the score of a uniform random
+  policy (measured here, ``random_scores.json``), 1 = the best final score of any run of any algorithm;
+- ``results.csv`` (one row per algo and env), ``runs.csv`` (one row per run) and ``results.md`` (both tables, the
+  aggregates, the normalisation, and the output of :mod:`sb3_dsdpg.benchmarks.update_cost`).
+
+The final score of a run is the mean return of the deterministic episodes of its last evaluation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sb3_dsdpg.compare import MARKER, EnvSpec, Run, read_marker
+
+RANDOM_EPISODES = 10
+BOOTSTRAP_REPS = 2000
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    return plt
+
+
+def load_finished(out: Path, runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """Finished runs with their evaluations: ``run``, ``marker``, ``timesteps`` (evals), ``returns`` (per eval)."""
+    finished = []
+    for run in runs:
+        marker = read_marker(run, out)
+        if marker is None or not marker.get("evaluations"):
+            continue
+        path = run.folder(out) / marker["evaluations"]
+        try:
+            data = np.load(path)
+        except OSError:
+            continue
+        returns = np.asarray(data["results"], dtype=float).mean(axis=1)
+        finished.append({"run": run, "marker": marker, "timesteps": np.asarray(data["timesteps"]), "returns": returns})
+    return finished
+
+
+def random_score(env: EnvSpec, episodes: int = RANDOM_EPISODES, seed: int = 0) -> float:
+    """Mean return of uniformly random actions over ``episodes`` episodes (the 0 of the normalisation)."""
+    import gymnasium as gym
+
+    import sb3_dsdpg.envs  # noqa: F401  (registers the IDs)
+
+    made = gym.make(env.env_id, **dict(env.kwargs))
+    made.action_space.seed(seed)
+    totals = []
+    for episode in range(episodes):
+        made.reset(seed=seed + episode)
+        total, done = 0.0, False
+        while not done:
+            _, reward, terminated, truncated, _ = made.step(made.action_space.sample())
+            total += float(reward)
+            done = terminated or truncated
+        totals.append(total)
+    made.close()
+    return float(np.mean(totals))
+
+
+def random_scores(out: Path, envs: Sequence[EnvSpec]) -> dict[str, float]:
+    """Random-policy scores per env label, cached in ``report/random_scores.json``."""
+    path = out / "report" / "random_scores.json"
+    cached: dict[str, float] = {}
+    with contextlib.suppress(OSError, ValueError):
+        cached = json.loads(path.read_text())
+    for env in envs:
+        if env.label not in cached:
+            cached[env.label] = random_score(env)
+    path.write_text(json.dumps(cached, indent=1))
+    return cached
+
+
+def iqm(values: Sequence[float]) -> float:
+    """Interquartile mean (scipy's 25% trimmed mean; with fewer than 4 values it is the mean)."""
+    from scipy.stats import trim_mean
+
+    return float(trim_mean(np.asarray(values, dtype=float), 0.25))
+
+
+def t_interval(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and half-width of the 95% t-interval along ``axis`` (0 half-width for one value)."""
+    from scipy.stats import t
+
+    n = values.shape[axis]
+    mean = values.mean(axis=axis)
+    if n < 2:
+        return mean, np.zeros_like(mean)
+    half = t.ppf(0.975, n - 1) * values.std(axis=axis, ddof=1) / math.sqrt(n)
+    return mean, half
+
+
+def plot_curves(finished: list[dict[str, Any]], envs: Sequence[EnvSpec], algos: Sequence[str], report: Path) -> list[Path]:
+    """One learning-curve figure per env and one with all envs."""
+    plt = _plt()
+    written = []
+    n = len(envs)
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    grid, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+    for index, env in enumerate(envs):
+        single, single_ax = plt.subplots(figsize=(6, 4))
+        for ax in (single_ax, axes[index // cols][index % cols]):
+            for algo in algos:
+                curves = [item for item in finished if item["run"].env == env and item["run"].algo == algo]
+                if not curves:
+                    continue
+                length = min(len(item["returns"]) for item in curves)
+                steps = curves[0]["timesteps"][:length]
+                values = np.stack([item["returns"][:length] for item in curves])
+                mean, half = t_interval(values)
+                (line,) = ax.plot(steps, mean, label=f"{algo} ({len(curves)} seeds)")
+                ax.fill_between(steps, mean - half, mean + half, alpha=0.2, color=line.get_color())
+            ax.set_title(env.label, fontsize=9)
+            ax.set_xlabel("env steps")
+            ax.set_ylabel("eval return")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        path = report / f"curves_{env.slug}.png"
+        single.tight_layout()
+        single.savefig(path, dpi=100)
+        plt.close(single)
+        written.append(path)
+    for index in range(n, rows * cols):
+        axes[index // cols][index % cols].axis("off")
+    grid.suptitle("Deterministic evaluation return: mean over seeds, 95% t-interval")
+    grid.tight_layout()
+    path = report / "curves.png"
+    grid.savefig(path, dpi=90)
+    plt.close(grid)
+    written.append(path)
+    return written
+
+
+def aggregate(
+    finished: list[dict[str, Any]], envs: Sequence[EnvSpec], algos: Sequence[str], seeds: Sequence[int], lows: dict[str, float]
+) -> dict[str, Any]:
+    """
+    Normalised score matrices (seeds x envs) per algorithm over the envs every algorithm finished with every seed.
+
+    :return: ``envs`` (labels used), ``left_out``, ``scores`` {algo: matrix}, ``highs`` {env label: best final score}
+    """
+    final = {(item["run"].algo, item["run"].env, item["run"].seed): float(item["returns"][-1]) for item in finished}
+    complete = [env for env in envs if all((algo, env, seed) in final for algo in algos for seed in seeds)]
+    highs = {}
+    for env in envs:
+        values = [value for (_, item_env, _), value in final.items() if item_env == env]
+        if values:
+            highs[env.label] = max(values)
+    scores = {}
+    for algo in algos:
+        matrix = np.zeros((len(seeds), len(complete)))
+        for column, env in enumerate(complete):
+            low, high = lows[env.label], max(highs[env.label], lows[env.label])
+            for row, seed in enumerate(seeds):  # no run above the random policy: all at 0 or below, scaled by |low|
+                scale = high - low if high > low else max(abs(low), 1e-8)
+                matrix[row, column] = (final[(algo, env, seed)] - low) / scale
+        scores[algo] = matrix
+    return {
+        "envs": [env.label for env in complete],
+        "left_out": [env.label for env in envs if env not in complete],
+        "scores": scores,
+        "highs": highs,
+    }
+
+
+def plot_aggregate(scores: dict[str, np.ndarray], report: Path) -> dict[str, dict[str, tuple[float, float, float]]]:
+    """rliable's IQM / mean / optimality gap with stratified-bootstrap 95% intervals, and performance profiles."""
+    from rliable import library as rly
+    from rliable import metrics, plot_utils
+
+    plt = _plt()
+
+    def statistics(matrix: np.ndarray) -> np.ndarray:
+        return np.array(
+            [metrics.aggregate_iqm(matrix), metrics.aggregate_mean(matrix), metrics.aggregate_optimality_gap(matrix)]
+        )
+
+    point, intervals = rly.get_interval_estimates(scores, statistics, reps=BOOTSTRAP_REPS)
+    names = ["IQM", "Mean", "Optimality Gap"]
+    algos = list(scores)
+    fig, _ = plot_utils.plot_interval_estimates(
+        point, intervals, metric_names=names, algorithms=algos, xlabel="Normalised score", xlabel_y_coordinate=-0.3
+    )
+    fig.savefig(report / "aggregate.png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+    thresholds = np.linspace(0.0, 1.0, 51)
+    profiles, profile_cis = rly.create_performance_profile(scores, thresholds)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    plot_utils.plot_performance_profiles(
+        profiles, thresholds, performance_profile_cis=profile_cis, xlabel=r"Normalised score $(\tau)$", ax=ax
+    )
+    ax.legend(algos, loc="lower left")
+    fig.savefig(report / "performance_profile.png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return {
+        algo: {
+            name: (float(point[algo][i]), float(intervals[algo][0, i]), float(intervals[algo][1, i]))
+            for i, name in enumerate(names)
+        }
+        for algo in algos
+    }
+
+
+def update_cost_text() -> str:
+    """Run :mod:`sb3_dsdpg.benchmarks.update_cost` (1 thread) and return what it prints."""
+    from sb3_dsdpg.benchmarks import update_cost
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        update_cost.main(["--threads", "1"])
+    return buffer.getvalue()
+
+
+def _fmt(value: float, digits: int = 1) -> str:
+    return "nan" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
+
+
+def write_report(
+    out: Path, runs: Sequence[Run], argv: Sequence[str], suite: str | None = None, update_cost: bool = True
+) -> Path:
+    """
+    Write ``out/report/`` from the finished runs among ``runs``.
+
+    :param out: the sweep folder
+    :param runs: the runs of the sweep (finished or not)
+    :param argv: the command line of the sweep (quoted in results.md)
+    :param suite: the suite's name, if any
+    :param update_cost: run the update-cost benchmark and append its figures
+    :return: the path of results.md
+    """
+    report = out / "report"
+    report.mkdir(parents=True, exist_ok=True)
+    envs = list(dict.fromkeys(run.env for run in runs))
+    algos = list(dict.fromkeys(run.algo for run in runs))
+    seeds = sorted({run.seed for run in runs})
+    finished = load_finished(out, runs)
+    lows = random_scores(out, envs)
+
+    rows = []
+    for env in envs:
+        for algo in algos:
+            items = [item for item in finished if item["run"].env == env and item["run"].algo == algo]
+            final = np.array([item["returns"][-1] for item in items])
+            walls = np.array([item["marker"]["wall_time_s"] for item in items])
+            rows.append(
+                {
+                    "algo": algo,
+                    "env": env.label,
+                    "timesteps": items[0]["run"].timesteps if items else "",
+                    "n_seeds": len(items),
+                    "final_mean": float(final.mean()) if len(final) else float("nan"),
+                    "final_std": float(final.std(ddof=0)) if len(final) else float("nan"),
+                    "final_iqm": iqm(final) if len(final) else float("nan"),
+                    "random_score": lows[env.label],
+                    "steps_per_s": float(np.mean([item["marker"]["steps_per_s"] for item in items]))
+                    if items
+                    else float("nan"),
+                    "wall_time_s_mean": float(walls.mean()) if len(walls) else float("nan"),
+                }
+            )
+    with open(report / "results.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    run_rows = [
+        {
+            "algo": item["run"].algo,
+            "env": item["run"].env.label,
+            "seed": item["run"].seed,
+            "timesteps": item["run"].timesteps,
+            "final_return": float(item["returns"][-1]),
+            "best_eval_return": float(item["returns"].max()),
+            "wall_time_s": item["marker"]["wall_time_s"],
+            "steps_per_s": item["marker"]["steps_per_s"],
+            "host": item["marker"].get("host", ""),
+        }
+        for item in finished
+    ]
+    with open(report / "runs.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(run_rows[0]) if run_rows else ["algo", "env", "seed"])
+        writer.writeheader()
+        writer.writerows(run_rows)
+
+    figures = plot_curves(finished, envs, algos, report) if finished else []
+    summary = aggregate(finished, envs, algos, seeds, lows)
+    aggregates: dict[str, Any] = {}
+    if summary["envs"] and len(algos) > 0:
+        aggregates = plot_aggregate(summary["scores"], report)
+    (report / "aggregate.json").write_text(
+        json.dumps({"envs": summary["envs"], "left_out": summary["left_out"], "aggregates": aggregates,
+                    "random_scores": lows, "best_scores": summary["highs"]}, indent=1)
+    )  # fmt: skip
+
+    lines = [
+        "# DSDPG vs " + ", ".join(algo for algo in algos if algo != "dsdpg"),
+        "",
+        f"Written {time.strftime('%Y-%m-%d %H:%M')} by `python -m sb3_dsdpg.compare {' '.join(argv)}`"
+        + (f" (suite `{suite}`)" if suite else "")
+        + ".",
+        "",
+        f"Runs finished: {len(finished)} of {len(runs)} ({len(algos)} algorithms x {len(envs)} envs x {len(seeds)} seeds: "
+        f"{', '.join(map(str, seeds))}). Final score of a run = mean return of the deterministic episodes of its last "
+        "evaluation.",
+        "",
+        "## Final return per algorithm and env",
+        "",
+        "| env | algo | steps | seeds | final return mean +- std | IQM | random policy | env steps/s | wall time/run (s) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['env']} | {row['algo']} | {row['timesteps']} | {row['n_seeds']} | "
+            f"{_fmt(row['final_mean'])} +- {_fmt(row['final_std'])} | {_fmt(row['final_iqm'])} | "
+            f"{_fmt(row['random_score'])} | "
+            f"{_fmt(row['steps_per_s'])} | {_fmt(row['wall_time_s_mean'], 0)} |"
+        )
+    lines += [
+        "",
+        "IQM over seeds is scipy's 25% trimmed mean: with fewer than 4 seeds it equals the mean.",
+        "",
+        "## Aggregate over envs (rliable)",
+        "",
+        "Normalisation, per env: 0 = mean return of a uniformly random policy over "
+        f"{RANDOM_EPISODES} episodes (seeds 0..{RANDOM_EPISODES - 1}, `random_scores.json`), 1 = the best final score "
+        "of any run of any algorithm on that env (so the best run scores 1 by construction; the scale is relative to "
+        "this sweep, not to published results). 95% intervals: stratified bootstrap over runs, "
+        f"{BOOTSTRAP_REPS} resamples.",
+        "",
+    ]
+    if aggregates:
+        lines += [
+            f"Envs in the aggregate: {', '.join(summary['envs'])}."
+            + (
+                f" Left out (not every algorithm finished every seed): {', '.join(summary['left_out'])}."
+                if summary["left_out"]
+                else ""
+            ),
+            "",
+            "| algo | IQM [95% CI] | mean [95% CI] | optimality gap [95% CI] |",
+            "|---|---|---|---|",
+        ]
+        for algo, values in aggregates.items():
+            cells = [f"{p:.3f} [{lo:.3f}, {hi:.3f}]" for p, lo, hi in values.values()]
+            lines.append(f"| {algo} | " + " | ".join(cells) + " |")
+        lines += ["", "![aggregate](aggregate.png)", "", "![performance profile](performance_profile.png)", ""]
+    else:
+        lines += ["No env was finished by every algorithm with every seed: no aggregate yet.", ""]
+    lines += ["## Learning curves", ""] + [f"![{path.stem}]({path.name})" for path in figures if path.name == "curves.png"]
+    lines += ["", "## Cost per run", ""]
+    for env in envs:
+        walls = {row["algo"]: row["wall_time_s_mean"] for row in rows if row["env"] == env.label}
+        if "dsdpg" in walls and np.isfinite(walls["dsdpg"]):
+            ratios = [
+                f"{walls['dsdpg'] / value:.1f}x {algo}"
+                for algo, value in walls.items()
+                if algo != "dsdpg" and np.isfinite(value) and value > 0
+            ]
+            if ratios:
+                lines.append(f"- {env.label}: DSDPG wall time per run = " + ", ".join(ratios))
+    lines += ["", "Per run: `runs.csv`. Wall time includes evaluation, process start-up and a shared, contended machine."]
+    if update_cost:
+        lines += [
+            "",
+            "## Update cost (`python -m sb3_dsdpg.benchmarks.update_cost --threads 1`)",
+            "",
+            "```",
+            update_cost_text().rstrip(),
+            "```",
+        ]
+    path = report / "results.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+__all__ = ["MARKER", "write_report"]
