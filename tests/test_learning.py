@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from stable_baselines3.common.callbacks import EvalCallback, StopTrainingOnRewardThreshold
+from stable_baselines3.common.envs import IdentityEnvBox
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.noise import NormalActionNoise
@@ -55,3 +56,23 @@ def test_baseline_switches_learn_pendulum(switch):
     # A random (untrained) policy scores about -1200 to -1500 here.
     assert best > random_return + 300.0, (best, random_return)
     assert best > -900.0, (best, random_return)
+
+
+@pytest.mark.slow
+def test_identity_env_box():
+    """SB3's identity check for continuous actions: copy the observation into the action (reward 1 within 0.5)."""
+    model = DSDPG(
+        "MlpPolicy",
+        IdentityEnvBox(eps=0.5),
+        gamma=0.5,
+        learning_rate=1e-3,
+        batch_size=64,
+        learning_starts=300,
+        action_noise=NormalActionNoise(np.zeros(1), 0.1 * np.ones(1)),
+        policy_kwargs=dict(net_arch=[64, 64]),
+        world_model_kwargs=dict(encoder_arch=[64], decoder_arch=[64, 64], prior_arch=[64]),
+        seed=1,
+    )
+    model.learn(3000)
+    mean_reward, _ = evaluate_policy(model, Monitor(IdentityEnvBox(eps=0.5)), n_eval_episodes=10, deterministic=True)
+    assert mean_reward >= 90.0  # out of 100
