@@ -27,13 +27,17 @@ from sb3_dsdpg.targets import (
     sobolev_td_targets,
     truncate_pooled,
 )
-from sb3_dsdpg.world_models import CVAEWorldModel
+from sb3_dsdpg.world_models import CVAEWorldModel, RealNVPWorldModel
 
 SelfDSDPG = TypeVar("SelfDSDPG", bound="DSDPG")
 
 LOSSES = ("msmmd", "mmd")
-WORLD_MODELS = ("cvae",)
-SOBOLEV_INPUTS = ("action",)
+WORLD_MODELS = ("cvae", "realnvp")
+SOBOLEV_INPUTS = ("action", "state_action")
+WORLD_MODEL_CLASSES: dict[str, type[CVAEWorldModel] | type[RealNVPWorldModel]] = {
+    "cvae": CVAEWorldModel,
+    "realnvp": RealNVPWorldModel,
+}
 
 
 class DSDPG(OffPolicyAlgorithm):
@@ -77,11 +81,15 @@ class DSDPG(OffPolicyAlgorithm):
     :param kernel_bandwidth: ``h`` of the kernel (paper: 100), or for ``"gaussian"`` a list of bandwidths
     :param n_slice_candidates: random starting directions of the max-sliced search (ours: 8)
     :param n_slice_steps: projected gradient-ascent steps of that search (ours: 5)
-    :param world_model: ``"cvae"`` (a RealNVP flow is planned)
-    :param world_model_kwargs: keyword arguments of :class:`CVAEWorldModel` (latent_dim, encoder_arch, ...)
+    :param world_model: ``"cvae"`` (paper) or ``"realnvp"`` (a conditional RealNVP flow, the paper's world-model
+        ablation)
+    :param world_model_kwargs: keyword arguments of :class:`CVAEWorldModel` (latent_dim, encoder_arch, ...) or
+        of :class:`RealNVPWorldModel` (n_couplings, hidden_arch, ...)
     :param world_model_learning_rate: learning rate of the world model's Adam optimizer (ours: 3e-4)
     :param world_model_gradient_steps: world-model updates per critic update (ours: 1)
-    :param sobolev_inputs: ``"action"``: gradients with respect to the action only
+    :param sobolev_inputs: ``"action"``: gradients with respect to the action only; ``"state_action"``: full
+        Sobolev samples ``(z, dz/ds, dz/da)`` with ``s`` the flat observation (needs a Box observation space and
+        the FlattenExtractor)
     :param mage_gradient_weight: weight of the gradient term in the deterministic-Sobolev loss (MAGE: 5)
     :param huber_delta: Huber threshold of the deterministic-Sobolev loss (ours: 1)
     :param stats_window_size: window of the rollout statistics
@@ -102,7 +110,7 @@ class DSDPG(OffPolicyAlgorithm):
     actor_target: th.nn.Module
     critic: GenerativeCritic
     critic_target: GenerativeCritic
-    world_model: CVAEWorldModel | None
+    world_model: CVAEWorldModel | RealNVPWorldModel | None
 
     def __init__(
         self,
@@ -221,6 +229,8 @@ class DSDPG(OffPolicyAlgorithm):
             fail(f"world_model must be one of {WORLD_MODELS}, got {self.world_model_name!r}.")
         if self.sobolev_inputs not in SOBOLEV_INPUTS:
             fail(f"sobolev_inputs must be one of {SOBOLEV_INPUTS}, got {self.sobolev_inputs!r}.")
+        if self.sobolev_inputs == "state_action" and not self.sobolev:
+            fail("sobolev_inputs='state_action' needs sobolev=True (the return-only baseline learns no gradients).")
         if self.distributional and n_samples < 2:
             fail(f"n_samples must be >= 2 with distributional=True (a distribution needs samples), got {n_samples}.")
         if n_target_model_draws < 1 or n_samples % n_target_model_draws != 0:
@@ -248,9 +258,11 @@ class DSDPG(OffPolicyAlgorithm):
         self.critic_batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
         self.actor_batch_norm_stats_target = get_parameters_by_name(self.actor_target, ["running_"])
         self.critic_batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
+        if self.sobolev_inputs == "state_action":
+            self.critic.check_state_gradient_support()
         if self.sobolev:
             check_flattenable(self.observation_space)
-            self.world_model = CVAEWorldModel(
+            self.world_model = WORLD_MODEL_CLASSES[self.world_model_name](
                 spaces.flatdim(self.observation_space), self.critic.action_dim, **self.world_model_kwargs
             ).to(self.device)
             self.world_model.optimizer = th.optim.Adam(self.world_model.parameters(), lr=self.world_model_learning_rate)
@@ -282,6 +294,16 @@ class DSDPG(OffPolicyAlgorithm):
             dist = mmd2(x, y, self.kernel, self.kernel_bandwidth)
         return dist.reshape(batch, n_critics).mean(dim=0).sum()  # type: ignore[union-attr]
 
+    def _online_sobolev_samples(
+        self, obs: th.Tensor, actions: th.Tensor, noise: th.Tensor
+    ) -> tuple[th.Tensor, th.Tensor, list[th.Tensor]]:
+        """Online critic samples ``z``, ``dz/da`` and, for ``sobolev_inputs="state_action"``, ``[dz/ds]`` (else ``[]``)."""
+        if self.sobolev_inputs == "state_action":
+            z, state_grad, grad = self.critic.forward_with_state_action_grad(obs, actions, noise)
+            return z, grad, [state_grad]
+        z, grad = self.critic.forward_with_action_grad(obs, actions, noise)
+        return z, grad, []
+
     def train(self, gradient_steps: int, batch_size: int = 256) -> None:
         self.policy.set_training_mode(True)
         optimizers = [self.actor.optimizer, self.critic.optimizer]
@@ -312,8 +334,8 @@ class DSDPG(OffPolicyAlgorithm):
                 for _ in range(self.world_model_gradient_steps):
                     wm_loss, parts = self.world_model.loss(obs_flat, data.actions, next_flat, data.rewards)
                     logs["world_model_loss"].append(self._check_finite(wm_loss, "world-model loss", self._n_updates))
-                    logs["world_model_recon"].append(parts["recon"])
-                    logs["world_model_kl"].append(parts["kl"])
+                    for part, value in parts.items():  # cVAE: recon, kl; RealNVP: nll
+                        logs.setdefault(f"world_model_{part}", []).append(value)
                     self.world_model.optimizer.zero_grad()
                     wm_loss.backward()
                     self.world_model.optimizer.step()
@@ -334,6 +356,7 @@ class DSDPG(OffPolicyAlgorithm):
                     self.target_policy_noise,
                     self.target_noise_clip,
                     deterministic_critic=not self.distributional,
+                    sobolev_inputs=self.sobolev_inputs,
                 )
             else:
                 y = return_td_targets(
@@ -351,13 +374,13 @@ class DSDPG(OffPolicyAlgorithm):
 
             # 3. Critic step.
             if self.distributional:
-                target = truncate_pooled(y, grads, n_drop)  # (B, K * N - n_drop, 1 + A)
+                target = truncate_pooled(y, grads, n_drop)  # (B, K * N - n_drop, 1 + A), state_action: 1 + S + A
                 noise = self.critic.sample_noise(batch_size, self.n_samples)
                 if self.sobolev:
-                    z, z_grad = self.critic.forward_with_action_grad(data.observations, data.actions, noise)
-                    online = th.cat([z.unsqueeze(-1), z_grad], dim=-1)  # (B, K, N, 1 + A)
+                    z, z_grad, z_state_grad = self._online_sobolev_samples(data.observations, data.actions, noise)
+                    online = th.cat([z.unsqueeze(-1), *z_state_grad, z_grad], dim=-1)  # (B, K, N, 1 [+ S] + A)
                 else:
-                    z, z_grad = self.critic(data.observations, data.actions, noise), None
+                    z, z_grad, z_state_grad = self.critic(data.observations, data.actions, noise), None, []
                     online = z.unsqueeze(-1)
                 critic_loss = self._distribution_loss(online, target)
             else:
@@ -366,15 +389,18 @@ class DSDPG(OffPolicyAlgorithm):
                 rows = th.arange(batch_size, device=y.device)
                 y_min, g_min = y[rows, idx, 0], grads[rows, idx, 0]  # type: ignore[index]
                 noise = th.zeros(batch_size, self.critic.n_critics, 1, self.critic.noise_dim, device=self.device)
-                z, z_grad = self.critic.forward_with_action_grad(data.observations, data.actions, noise)
+                z, z_grad, z_state_grad = self._online_sobolev_samples(data.observations, data.actions, noise)
+                grads_k = th.cat([*z_state_grad, z_grad], dim=-1)[:, :, 0]  # (B, K, A), state_action: (dz/ds, dz/da)
                 critic_loss = sum(
-                    sobolev_huber_loss(z[:, k, 0], z_grad[:, k, 0], y_min, g_min, self.huber_delta, self.mage_gradient_weight)
+                    sobolev_huber_loss(z[:, k, 0], grads_k[:, k], y_min, g_min, self.huber_delta, self.mage_gradient_weight)
                     for k in range(self.critic.n_critics)
                 )
             logs["critic_loss"].append(self._check_finite(critic_loss, "critic loss", self._n_updates))  # type: ignore[arg-type]
             logs["return_mean"].append(z.mean().item())
             if z_grad is not None:
                 logs["grad_norm_mean"].append(z_grad.norm(dim=-1).mean().item())
+                if z_state_grad:
+                    logs.setdefault("state_grad_norm_mean", []).append(z_state_grad[0].norm(dim=-1).mean().item())
             self.critic.optimizer.zero_grad()
             critic_loss.backward()  # type: ignore[union-attr]
             self.critic.optimizer.step()

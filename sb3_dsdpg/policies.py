@@ -92,30 +92,60 @@ class FactorizedSampleNet(nn.Module):
         self.phi = build_mlp(noise_dim, last, noise_net_arch, activation_fn)
         self.head = nn.Linear(last, 1)
 
-    def psi(self, features: th.Tensor, actions: th.Tensor, with_jacobian: bool) -> tuple[th.Tensor, th.Tensor | None]:
-        """``psi(f, a)`` ``(B, H)`` and, if asked, its Jacobian in ``a`` laid out as ``(B, A, H)``."""
+    def psi(
+        self, features: th.Tensor, actions: th.Tensor, with_jacobian: bool, wrt_features: bool = False
+    ) -> tuple[th.Tensor, th.Tensor | None]:
+        """
+        ``psi(f, a)`` ``(B, H)`` and, if asked, its Jacobian in ``a`` laid out as ``(B, A, H)``, or with
+        ``wrt_features`` in ``(f, a)`` laid out as ``(B, F + A, H)``.
+        """
         h = th.cat([features, actions], dim=-1)
         jac = None
+        first_input = 0 if wrt_features else self.features_dim
         for i, layer in enumerate(self.psi_layers):
             pre = layer(h)
             if with_jacobian:
-                # Tangents of the action inputs: the first layer's action columns, then through each layer.
-                jac = layer.weight[:, self.features_dim :].T.unsqueeze(0) if i == 0 else jac @ layer.weight.T
+                # Tangents of the differentiated inputs: the first layer's columns of them, then through each layer.
+                jac = layer.weight[:, first_input:].T.unsqueeze(0) if i == 0 else jac @ layer.weight.T
             h, deriv = _activation_and_derivative(self.activation, pre)
             if with_jacobian:
                 jac = deriv.unsqueeze(1) * jac
         return h, jac
 
+    def _psi_and_input_vjp(self, features: th.Tensor, actions: th.Tensor, coef: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """
+        ``psi(f, a)`` ``(B, H)`` and ``J_psi^T coef`` in ``(f, a)`` ``(B, N, F + A)`` in reverse mode: the vectors
+        ``coef`` ``(B or 1, N, H)`` are carried back through the layers instead of ``F + A`` tangents forward,
+        cheaper when ``N < F + A``. Plain tensor operations, differentiable by ordinary autograd.
+        """
+        h = th.cat([features, actions], dim=-1)
+        derivs = []
+        for layer in self.psi_layers:
+            h, deriv = _activation_and_derivative(self.activation, layer(h))
+            derivs.append(deriv)
+        vec = coef * derivs[-1].unsqueeze(1)  # (B, N, H_L)
+        for i in range(len(self.psi_layers) - 1, 0, -1):
+            vec = (vec @ self.psi_layers[i].weight) * derivs[i - 1].unsqueeze(1)
+        return h, vec @ self.psi_layers[0].weight
+
     def forward(
-        self, features: th.Tensor, actions: th.Tensor, noise: th.Tensor, with_grad: bool = False
+        self, features: th.Tensor, actions: th.Tensor, noise: th.Tensor, with_grad: bool = False, wrt_features: bool = False
     ) -> tuple[th.Tensor, th.Tensor | None]:
         """
         :param features: ``(B, F)``; ``actions``: ``(B, A)``; ``noise``: ``(B, N, k)``, or ``(1, N, k)`` shared by the batch
-        :return: ``z`` ``(B, N)`` and, with ``with_grad``, ``dz/da`` ``(B, N, A)``
+        :param wrt_features: with ``with_grad``, differentiate in ``(f, a)`` instead of ``a`` alone
+        :return: ``z`` ``(B, N)`` and, with ``with_grad``, ``dz/da`` ``(B, N, A)`` (with ``wrt_features``:
+            ``dz/d(f, a)`` ``(B, N, F + A)``)
         """
-        psi, jac = self.psi(features, actions, with_grad)
         coef = self.head.weight.squeeze(0) * (1.0 + self.phi(noise))  # (B or 1, N, H)
-        if coef.shape[0] == 1:
+        shared = coef.shape[0] == 1
+        if with_grad and wrt_features and noise.shape[1] < features.shape[-1] + actions.shape[-1]:
+            # Fewer samples than inputs: reverse mode is the cheaper way to the same gradient.
+            psi, grad = self._psi_and_input_vjp(features, actions, coef)
+            z = psi @ coef[0].T if shared else th.einsum("bh,bnh->bn", psi, coef)
+            return z + self.head.bias, grad
+        psi, jac = self.psi(features, actions, with_grad, wrt_features)
+        if shared:
             # Noise shared across the batch: plain matrix products with the (N, H) coefficients.
             z = psi @ coef[0].T + self.head.bias
             grad = (jac @ coef[0].T).transpose(1, 2) if with_grad else None  # type: ignore[union-attr]
@@ -239,6 +269,49 @@ class GenerativeCritic(BaseModel):
                 zs.append(z)
                 grads.append(grad)
         return th.stack(zs, dim=1), th.stack(grads, dim=1)
+
+    def check_state_gradient_support(self) -> None:
+        """Raise a ValueError unless ``dz/ds`` in the flat observation is available (Box observations, FlattenExtractor)."""
+        if not isinstance(self.observation_space, spaces.Box) or not isinstance(self.features_extractor, FlattenExtractor):
+            raise ValueError(
+                "sobolev_inputs='state_action' needs a flat Box observation space and the FlattenExtractor (the state "
+                f"gradient is taken in the flat observation), got {self.observation_space} and "
+                f"{type(self.features_extractor).__name__}: use sobolev_inputs='action'."
+            )
+
+    def forward_with_state_action_grad(
+        self, obs: PyTorchObs, actions: th.Tensor, noise: th.Tensor, create_graph: bool = True
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        """
+        Full Sobolev samples: returns and their gradients in the flat observation and in the action, for fixed noise.
+
+        Needs Box observations and the FlattenExtractor, so that the features are the flat observation.
+
+        :param create_graph: keep the gradients differentiable in the parameters (training); concat only
+        :return: ``z`` ``(B, n_critics, N)``, ``dz/ds`` ``(B, n_critics, N, S)`` and ``dz/da`` ``(B, n_critics, N, A)``
+        """
+        self.check_state_gradient_support()
+        features = self._features(obs)
+        obs_dim = features.shape[-1]
+        if self.architecture == "factorized":
+            outputs = [net(features, actions, noise[:, k], True, wrt_features=True) for k, net in enumerate(self.nets)]
+            grad = th.stack([g for _, g in outputs], dim=1)  # type: ignore[misc]  # (B, K, N, S + A)
+            return th.stack([z for z, _ in outputs], dim=1), grad[..., :obs_dim], grad[..., obs_dim:]
+        n = noise.shape[2]
+        with th.enable_grad():
+            # One copy of state and action per sample, so one backward gives every sample its own gradients.
+            inputs = th.cat([features.detach(), actions.detach()], dim=-1)
+            rep = inputs.unsqueeze(1).expand(-1, n, -1).clone().requires_grad_(True)
+            if actions.requires_grad:
+                rep = rep + th.cat([th.zeros_like(features), actions - actions.detach()], dim=-1).unsqueeze(1)
+            zs, grads = [], []
+            for k, net in enumerate(self.nets):
+                z = net(th.cat([rep, noise[:, k].expand(rep.shape[0], -1, -1)], dim=-1)).squeeze(-1)
+                (grad,) = th.autograd.grad(z.sum(), rep, create_graph=create_graph)
+                zs.append(z)
+                grads.append(grad)
+        grad = th.stack(grads, dim=1)
+        return th.stack(zs, dim=1), grad[..., :obs_dim], grad[..., obs_dim:]
 
     def action_gradient_samples(self, obs: PyTorchObs, actions: th.Tensor, n_samples: int) -> tuple[th.Tensor, th.Tensor]:
         """Fresh samples ``(z (B, K, n), dz/da (B, K, n, A))`` without a graph: for plots and diagnostics."""

@@ -8,7 +8,9 @@ the world model works on.
 
 ``G`` is computed in forward mode: one Jacobian-vector product per action dimension, batched with
 ``torch.func.vmap``, costs ``|A|`` tangent passes over the target branch whatever the number of target
-samples, where reverse mode would need one backward per sample.
+samples, where reverse mode would need one backward per sample. The full Sobolev target
+(``sobolev_inputs="state_action"``) differentiates in the flat observation too: ``|S| + |A|`` tangents in the
+same single batched pass.
 """
 
 from collections.abc import Callable
@@ -55,8 +57,11 @@ def per_row_jacobian(fn: Callable[[th.Tensor], th.Tensor], actions: th.Tensor) -
     """
     ``fn(actions)`` and its derivative in each row's own action, for a ``fn`` whose rows depend only on their action.
 
+    Any per-row input works the same way, e.g. the concatenated flat observation and action of the full Sobolev
+    target: one tangent per input dimension, all in one ``vmap``-batched forward-mode pass.
+
     :param fn: maps ``(B, A)`` to ``(B, ...)``, row ``b`` depending on ``actions[b]`` only; free of random draws
-    :param actions: ``(B, A)``
+    :param actions: ``(B, A)``, the differentiated input
     :return: value ``(B, ...)`` and Jacobian ``(B, ..., A)``
     """
     action_dim = actions.shape[-1]
@@ -83,6 +88,7 @@ def sobolev_td_targets(
     target_policy_noise: float,
     target_noise_clip: float,
     deterministic_critic: bool = False,
+    sobolev_inputs: str = "action",
 ) -> tuple[th.Tensor, th.Tensor]:
     """
     Sobolev TD target samples and their action gradients, through the world model (no graph kept).
@@ -92,7 +98,10 @@ def sobolev_td_targets(
 
     :param obs: observations ``(B, ...)``; ``actions``: ``(B, A)``; ``dones``: ``(B, 1)``
     :param deterministic_critic: use ``xi = 0`` (the deterministic-Sobolev baseline)
-    :return: ``y`` ``(B, n_critics, n_samples)`` and ``G = dy/da`` ``(B, n_critics, n_samples, A)``
+    :param sobolev_inputs: ``"action"``: ``G = dy/da``; ``"state_action"``: ``G = (dy/ds, dy/da)`` with ``s`` the
+        flat observation, carried through the world model's Jacobian in ``s`` as well as in ``a``
+    :return: ``y`` ``(B, n_critics, n_samples)`` and ``G`` ``(B, n_critics, n_samples, A)`` (``"state_action"``:
+        ``(B, n_critics, n_samples, S + A)``, state part first)
     """
     if n_samples % n_model_draws != 0:
         raise ValueError(f"n_samples ({n_samples}) must be a multiple of n_target_model_draws ({n_model_draws}).")
@@ -110,7 +119,7 @@ def sobolev_td_targets(
         xi = th.zeros_like(xi)
     not_done = (1.0 - dones.reshape(batch, 1, 1)).float()
 
-    def target_fn(act: th.Tensor) -> th.Tensor:
+    def target_fn(act: th.Tensor, flat_obs: th.Tensor = flat_obs) -> th.Tensor:
         next_obs, rewards = world_model.sample(flat_obs, act, n_model_draws, noise=model_noise)  # (B, M, S), (B, M)
         next_obs = unflatten_obs(observation_space, next_obs.reshape(batch * n_model_draws, -1))
         next_actions = (actor_target(next_obs) + smoothing).clamp(-1.0, 1.0)
@@ -120,7 +129,15 @@ def sobolev_td_targets(
         return r + gamma * not_done * z
 
     with th.no_grad():
-        return per_row_jacobian(target_fn, actions.detach())
+        if sobolev_inputs == "action":
+            return per_row_jacobian(target_fn, actions.detach())
+        if sobolev_inputs != "state_action":
+            raise ValueError(f"sobolev_inputs must be 'action' or 'state_action', got {sobolev_inputs!r}.")
+        # One differentiated input (s, a) per row: |S| + |A| tangents, one batched forward-mode pass.
+        obs_dim = flat_obs.shape[1]
+        return per_row_jacobian(
+            lambda inputs: target_fn(inputs[:, obs_dim:], inputs[:, :obs_dim]), th.cat([flat_obs, actions.detach()], dim=-1)
+        )
 
 
 def return_td_targets(

@@ -210,7 +210,7 @@ class RealNVPWorldModel(nn.Module):
         half of them)
     :param hidden_arch: hidden widths of each coupling's conditioner and of the elementwise affine layer's
     :param activation_fn: activation (smooth by default: the Sobolev target differentiates through the flow)
-    :param coupling_scale_bound: bound ``b`` of the couplings' log-scales, ``b * tanh(raw / b)``
+    :param coupling_scale_bound: bound ``b`` of the couplings' log-scales, ``b * tanh(raw)``
     :param min_std: lower bound of the elementwise affine layer's scale, in normalised units
     :param max_std: upper bound of that scale
     """
@@ -244,8 +244,12 @@ class RealNVPWorldModel(nn.Module):
         cond_dim = obs_dim + action_dim
         dims = th.arange(self.target_dim)
         # Alternating masks: 1 marks the dimensions a coupling passes through unchanged and conditions on.
-        masks = [((dims + k) % 2 == 0).float() for k in range(n_couplings)]
-        self.register_buffer("masks", th.stack(masks) if masks else th.zeros(0, self.target_dim))
+        masks = (
+            th.stack([((dims + k) % 2 == 0).float() for k in range(n_couplings)]) if n_couplings else th.zeros(0, len(dims))
+        )
+        self.register_buffer("masks", masks)
+        # Where each coupling's (log-scale, shift) output acts: the dimensions it transforms, twice.
+        self.register_buffer("output_masks", (1.0 - masks).repeat(1, 2), persistent=False)
         self.couplings = nn.ModuleList(
             build_mlp(self.target_dim + cond_dim, 2 * self.target_dim, hidden_arch, activation_fn) for _ in range(n_couplings)
         )
@@ -273,11 +277,11 @@ class RealNVPWorldModel(nn.Module):
 
     def _coupling(self, k: int, y: th.Tensor, cond: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         """Log-scale and shift of coupling ``k`` at ``y`` ``(B, n, D)``: zero on the masked part, the only part read."""
-        mask = self.masks[k]
-        raw_scale, shift = self.couplings[k](th.cat([y * mask, cond], dim=-1)).chunk(2, dim=-1)
-        bound = self.coupling_scale_bound
-        log_scale = bound * th.tanh(raw_scale / bound) * (1.0 - mask)
-        return log_scale, shift * (1.0 - mask)
+        # Few operations on purpose: the Sobolev target runs this under forward-mode AD with one tangent per input.
+        raw_scale, shift = (self.couplings[k](th.cat([y * self.masks[k], cond], dim=-1)) * self.output_masks[k]).chunk(
+            2, dim=-1
+        )
+        return self.coupling_scale_bound * th.tanh(raw_scale), shift
 
     def _expand_condition(self, obs: th.Tensor, actions: th.Tensor, n: int) -> th.Tensor:
         return self._condition(obs, actions).unsqueeze(1).expand(-1, n, -1)
@@ -290,14 +294,21 @@ class RealNVPWorldModel(nn.Module):
         :param obs: ``(B, S)``; ``actions``: ``(B, A)``
         :return: normalised ``(Delta s, r)`` ``(B, n, D)`` and ``log |det dx/du|`` ``(B, n)``
         """
+        return self._generate(noise, obs, actions, with_log_det=True)  # type: ignore[return-value]
+
+    def _generate(
+        self, noise: th.Tensor, obs: th.Tensor, actions: th.Tensor, with_log_det: bool
+    ) -> tuple[th.Tensor, th.Tensor | None]:
         cond = self._expand_condition(obs, actions, noise.shape[1])
-        y, log_det = noise, th.zeros(noise.shape[:-1], dtype=noise.dtype, device=noise.device)
+        y, log_det = noise, th.zeros(noise.shape[:-1], dtype=noise.dtype, device=noise.device) if with_log_det else None
         for k in range(len(self.couplings)):
             log_scale, shift = self._coupling(k, y, cond)
-            y = y * log_scale.exp() + shift  # masked dimensions have log_scale = shift = 0
-            log_det = log_det + log_scale.sum(-1)
+            y = th.addcmul(shift, y, log_scale.exp())  # masked dimensions have log_scale = shift = 0
+            if log_det is not None:
+                log_det = log_det + log_scale.sum(-1)
         loc, log_scale = self._affine(cond)
-        return loc + log_scale.exp() * y, log_det + log_scale.sum(-1)
+        out = th.addcmul(loc, log_scale.exp(), y)
+        return out, None if log_det is None else log_det + log_scale.sum(-1)
 
     def inverse(self, targets: th.Tensor, obs: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         """
@@ -353,5 +364,5 @@ class RealNVPWorldModel(nn.Module):
         """
         if noise is None:
             noise = th.randn(obs.shape[0], n_samples, self.latent_dim, dtype=obs.dtype, device=obs.device)
-        out = self.target_normalizer.denormalize(self.forward(noise, obs, actions)[0])  # (B, n, S + 1)
+        out = self.target_normalizer.denormalize(self._generate(noise, obs, actions, with_log_det=False)[0])  # (B, n, S + 1)
         return obs.unsqueeze(1) + out[..., : self.obs_dim], out[..., self.obs_dim]

@@ -1,0 +1,231 @@
+"""Full Sobolev samples (``sobolev_inputs="state_action"``): finite-difference checks of the critic's state gradient
+and of the target's state gradient through the world model, the switch's errors, and short training runs."""
+
+import csv
+
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3.common import policies as sb3_policies
+from stable_baselines3.common.logger import configure
+
+from sb3_dsdpg import DSDPG
+from sb3_dsdpg.targets import sobolev_td_targets
+
+
+@pytest.fixture(autouse=True)
+def keep_float64(monkeypatch):
+    """SB3's preprocessing casts Box observations to float32; keep float64 so finite differences are exact enough."""
+    monkeypatch.setattr(sb3_policies, "preprocess_obs", lambda obs, space, normalize_images=True: obs)
+
+
+def _fd_grad(fn, x: th.Tensor, eps: float = 1e-6) -> th.Tensor:
+    """Central differences of ``fn`` (rows depend on their own row of ``x``) in each column of ``x`` -> (B, ..., D)."""
+    cols = []
+    for j in range(x.shape[1]):
+        step = th.zeros_like(x)
+        step[:, j] = eps
+        cols.append((fn(x + step) - fn(x - step)) / (2 * eps))
+    return th.stack(cols, dim=-1)
+
+
+def _model(env_id: str, architecture: str, world_model: str = "cvae", distributional: bool = True) -> DSDPG:
+    wm_kwargs = (
+        dict(encoder_arch=[32], decoder_arch=[32, 32], prior_arch=[32]) if world_model == "cvae" else dict(hidden_arch=[32])
+    )
+    model = DSDPG(
+        "MlpPolicy",
+        env_id,
+        distributional=distributional,
+        n_samples=4 if distributional else 1,
+        n_target_model_draws=2 if distributional else 1,
+        sobolev_inputs="state_action",
+        world_model=world_model,
+        policy_kwargs=dict(net_arch=[32, 32], critic_architecture=architecture, noise_net_arch=[16]),
+        world_model_kwargs=wm_kwargs,
+        learning_starts=0,
+        seed=0,
+        device="cpu",
+    )
+    model.policy.double()
+    model.world_model.double()
+    with th.no_grad():
+        if world_model == "realnvp":
+            # Away from the flow's identity initialisation, so its Jacobians are not trivial.
+            for param in model.world_model.parameters():
+                param.add_(0.2 * th.randn_like(param))
+        for norm in (model.world_model.obs_normalizer, model.world_model.target_normalizer):
+            norm.mean.uniform_(-0.5, 0.5)
+            norm.var.uniform_(0.5, 2.0)
+    return model
+
+
+def _batch(model: DSDPG, batch: int = 5, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    obs = th.as_tensor(rng.uniform(-1, 1, size=(batch, *model.observation_space.shape)), dtype=th.float64)
+    actions = th.as_tensor(rng.uniform(-0.8, 0.8, size=(batch, model.action_space.shape[0])), dtype=th.float64)
+    return obs, actions
+
+
+# Pendulum: 3 + 1 inputs, so 2 samples take the factorized critic's reverse-mode path and 8 its forward-mode path.
+@pytest.mark.parametrize("n_noise", [2, 8])
+@pytest.mark.parametrize("architecture", ["factorized", "concat"])
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "HalfCheetah-v5"])
+def test_critic_state_gradient_matches_finite_differences(env_id, architecture, n_noise):
+    model = _model(env_id, architecture)
+    obs, actions = _batch(model)
+    noise = model.critic.sample_noise(obs.shape[0], n_noise).double()
+    z, state_grad, action_grad = model.critic.forward_with_state_action_grad(obs, actions, noise, create_graph=False)
+    with th.no_grad():
+        numeric = _fd_grad(lambda s: model.critic(s, actions, noise), obs)
+    assert state_grad.shape == (*z.shape, obs.shape[1])
+    assert th.allclose(state_grad, numeric, atol=1e-6, rtol=1e-5), (state_grad - numeric).abs().max()
+    assert state_grad.abs().max() > 1e-3
+    # The action part is the action-only gradient.
+    z_a, grad_a = model.critic.forward_with_action_grad(obs, actions, noise, create_graph=False)
+    assert th.allclose(z, z_a, atol=1e-12) and th.allclose(action_grad, grad_a, atol=1e-10)
+
+
+@pytest.mark.parametrize("n_noise", [2, 8])
+def test_factorized_state_gradient_is_differentiable_in_parameters(n_noise):
+    """Both Jacobian paths are plain tensor operations: a loss on dz/ds reaches psi's and phi's weights."""
+    model = _model("Pendulum-v1", "factorized")
+    obs, actions = _batch(model)
+    noise = model.critic.sample_noise(obs.shape[0], n_noise).double()
+    _, state_grad, _ = model.critic.forward_with_state_action_grad(obs, actions, noise)
+    state_grad.pow(2).sum().backward()
+    net = model.critic.nets[0]
+    assert net.psi_layers[0].weight.grad is not None and net.psi_layers[0].weight.grad[:, :3].abs().max() > 0
+    assert net.phi[0].weight.grad is not None and net.phi[0].weight.grad.abs().max() > 0
+
+
+@pytest.mark.parametrize(
+    "env_id, architecture, world_model, distributional",
+    [
+        ("Pendulum-v1", "factorized", "cvae", True),
+        ("Pendulum-v1", "concat", "cvae", True),
+        ("Pendulum-v1", "factorized", "realnvp", True),
+        ("Pendulum-v1", "factorized", "cvae", False),
+        ("HalfCheetah-v5", "factorized", "cvae", True),
+        ("HalfCheetah-v5", "concat", "realnvp", True),
+    ],
+)
+def test_full_sobolev_target_matches_finite_differences(env_id, architecture, world_model, distributional):
+    model = _model(env_id, architecture, world_model, distributional)
+    obs, actions = _batch(model)
+    dones = th.tensor([[0.0], [1.0], [0.0], [0.0], [0.0]], dtype=th.float64)
+
+    def targets(s: th.Tensor, a: th.Tensor, inputs: str = "state_action"):
+        th.manual_seed(123)  # the same model, smoothing and critic noise in every call
+        return sobolev_td_targets(
+            model.world_model,
+            model.actor_target,
+            model.critic_target,
+            model.observation_space,
+            s,
+            a,
+            dones,
+            0.9,
+            model.n_samples,
+            model.n_target_model_draws,
+            0.2,
+            0.5,
+            deterministic_critic=not distributional,
+            sobolev_inputs=inputs,
+        )
+
+    y, grad = targets(obs, actions)
+    obs_dim = obs.shape[1]
+    assert y.shape == (5, 2, model.n_samples) and grad.shape == (*y.shape, obs_dim + actions.shape[1])
+    numeric_state = _fd_grad(lambda s: targets(s, actions)[0], obs)
+    assert th.allclose(grad[..., :obs_dim], numeric_state, atol=1e-6, rtol=1e-5), (
+        (grad[..., :obs_dim] - numeric_state).abs().max()
+    )
+    assert grad[..., :obs_dim].abs().max() > 1e-3
+    # The action part and the samples are those of the action-only target.
+    y_a, grad_a = targets(obs, actions, "action")
+    assert th.allclose(y, y_a, atol=1e-12) and th.allclose(grad[..., obs_dim:], grad_a, atol=1e-10)
+    # The state gradient goes through the world model's next state, not only the reward: critics differ unless terminal.
+    assert not th.allclose(grad[0, 0, :, :obs_dim], grad[0, 1, :, :obs_dim])
+    assert th.allclose(grad[1, 0, :, :obs_dim], grad[1, 1, :, :obs_dim])
+
+
+def test_state_action_needs_flat_box_observations_and_sobolev():
+    from stable_baselines3.common.envs import BitFlippingEnv
+
+    env = BitFlippingEnv(n_bits=4, continuous=True, max_steps=4)
+    with pytest.raises(ValueError, match="state_action"):
+        DSDPG("MultiInputPolicy", env, sobolev_inputs="state_action", learning_starts=0)
+    with pytest.raises(ValueError, match="sobolev=True"):
+        DSDPG("MlpPolicy", "Pendulum-v1", sobolev=False, sobolev_inputs="state_action")
+    with pytest.raises(ValueError, match="sobolev_inputs"):
+        DSDPG("MlpPolicy", "Pendulum-v1", sobolev_inputs="state")
+
+
+SMALL = dict(
+    learning_rate=1e-3,
+    batch_size=64,
+    learning_starts=500,
+    n_samples=4,
+    policy_kwargs=dict(net_arch=[32, 32], noise_net_arch=[16]),
+)
+WORLD_MODEL_KWARGS = {"cvae": dict(encoder_arch=[32], decoder_arch=[32], prior_arch=[32]), "realnvp": dict(hidden_arch=[32])}
+
+
+SWITCHES = [
+    ("realnvp", "action", True),
+    ("cvae", "state_action", True),
+    ("realnvp", "state_action", True),
+    ("cvae", "state_action", False),
+]
+
+
+def _train_and_check(tmp_path, world_model: str, sobolev_inputs: str, distributional: bool, steps: int, **kwargs) -> None:
+    """Train on Pendulum-v1, then check the logged keys and values and a save/load round trip."""
+    model = DSDPG(
+        "MlpPolicy",
+        "Pendulum-v1",
+        world_model=world_model,
+        sobolev_inputs=sobolev_inputs,
+        distributional=distributional,
+        world_model_kwargs=WORLD_MODEL_KWARGS[world_model],
+        seed=0,
+        **{**SMALL, **kwargs},
+    )
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    model.learn(steps, log_interval=1)
+    assert model._n_updates >= steps - model.learning_starts - 1
+    with open(tmp_path / "progress.csv") as file:
+        rows = list(csv.DictReader(file))
+    columns = set(rows[0])
+
+    def values(key: str) -> np.ndarray:
+        return np.array([float(row[key]) for row in rows if row.get(key, "") != ""])
+
+    assert len(values("train/critic_loss")) > 0 and np.isfinite(values("train/critic_loss")).all()
+    wm_keys = {"train/world_model_nll"} if world_model == "realnvp" else {"train/world_model_kl", "train/world_model_recon"}
+    assert wm_keys | {"train/world_model_loss"} <= columns
+    other = {"train/world_model_kl", "train/world_model_recon"} if world_model == "realnvp" else {"train/world_model_nll"}
+    assert not other & columns
+    assert ("train/state_grad_norm_mean" in columns) == (sobolev_inputs == "state_action")
+    if sobolev_inputs == "state_action":
+        assert (values("train/state_grad_norm_mean") > 0).all()
+    # Saving and loading restores the world model's class and weights.
+    model.save(tmp_path / "model.zip")
+    loaded = DSDPG.load(tmp_path / "model.zip")
+    assert type(loaded.world_model) is type(model.world_model)
+    assert loaded.sobolev_inputs == sobolev_inputs
+    loaded_state = loaded.world_model.state_dict()
+    for name, value in model.world_model.state_dict().items():
+        assert th.equal(value, loaded_state[name]), name
+
+
+@pytest.mark.parametrize("world_model, sobolev_inputs, distributional", SWITCHES)
+def test_switches_train_briefly(tmp_path, world_model, sobolev_inputs, distributional):
+    _train_and_check(tmp_path, world_model, sobolev_inputs, distributional, 400, learning_starts=200, batch_size=32)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("world_model, sobolev_inputs, distributional", SWITCHES)
+def test_switches_train_2000_steps_on_pendulum(tmp_path, world_model, sobolev_inputs, distributional):
+    _train_and_check(tmp_path, world_model, sobolev_inputs, distributional, 2000)
