@@ -10,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 import torch as th
 from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.noise import NormalActionNoise
 
 from sb3_dsdpg import DSDPG
@@ -37,10 +38,10 @@ def main() -> None:
         seed=args.seed,
         verbose=0,
     )
-    random_return = evaluate_policy(model, gym.make("Pendulum-v1"), n_eval_episodes=5, deterministic=True)[0]
+    random_return = evaluate_policy(model, Monitor(gym.make("Pendulum-v1")), n_eval_episodes=5, deterministic=True)[0]
     start = time.time()
     model.learn(args.timesteps, progress_bar=True)
-    mean, std = evaluate_policy(model, gym.make("Pendulum-v1"), n_eval_episodes=10, deterministic=True)
+    mean, std = evaluate_policy(model, Monitor(gym.make("Pendulum-v1")), n_eval_episodes=10, deterministic=True)
     print(f"DSDPG on Pendulum-v1 after {args.timesteps} steps ({time.time() - start:.0f} s, {args.threads} torch thread(s))")
     print(f"evaluation over 10 episodes: {mean:.1f} +- {std:.1f} (untrained policy: {random_return:.1f})")
 
