@@ -5,8 +5,9 @@ markers and the zoo's ``evaluations.npz``):
 
 - ``curves_<env>.png`` (and ``curves.png``, all envs): mean evaluation return over seeds with a 95% t-interval;
 - ``aggregate.png`` (IQM, mean and optimality gap with 95% stratified-bootstrap intervals, rliable) and
-  ``performance_profile.png``, over min-max normalised final scores: per env, 0 = the score of a uniform random
-  policy (measured here, ``random_scores.json``), 1 = the best final score of any run of any algorithm;
+  ``performance_profile.png``, over min-max normalised final scores: per env, 0 = the lower of the score of a uniform
+  random policy (measured here, ``random_scores.json``) and the worst final score of any run, 1 = the best final
+  score of any run of any algorithm (seeds paired: only seeds every algorithm finished on the envs used);
 - ``results.csv`` (one row per algo and env), ``runs.csv`` (one row per run) and ``results.md`` (both tables, the
   aggregates, the normalisation, and the output of :mod:`sb3_dsdpg.benchmarks.update_cost`).
 
@@ -137,7 +138,8 @@ def plot_curves(finished: list[dict[str, Any]], envs: Sequence[EnvSpec], algos: 
             ax.set_xlabel("env steps")
             ax.set_ylabel("eval return")
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=8)
         path = report / f"curves_{env.slug}.png"
         single.tight_layout()
         single.savefig(path, dpi=100)
@@ -163,26 +165,34 @@ def aggregate(
     :return: ``envs`` (labels used), ``left_out``, ``scores`` {algo: matrix}, ``highs`` {env label: best final score}
     """
     final = {(item["run"].algo, item["run"].env, item["run"].seed): float(item["returns"][-1]) for item in finished}
-    complete = [env for env in envs if all((algo, env, seed) in final for algo in algos for seed in seeds)]
-    highs = {}
+    # Seeds paired across algorithms: per env, the seeds every algorithm finished; then the seeds common to the envs
+    # kept (an interrupted seed-major sweep keeps every env with its finished seeds).
+    common = {env: [seed for seed in seeds if all((algo, env, seed) in final for algo in algos)] for env in envs}
+    counts = {seed: sum(seed in common[env] for env in envs) for seed in seeds}
+    anchor = max(seeds, key=lambda seed: (counts[seed], -seed)) if seeds else None
+    complete = [env for env in envs if anchor in common[env]]
+    seeds = [seed for seed in seeds if all(seed in common[env] for env in complete)]
+    highs, floors = {}, {}
     for env in envs:
         values = [value for (_, item_env, _), value in final.items() if item_env == env]
         if values:
             highs[env.label] = max(values)
+            floors[env.label] = min(min(values), lows[env.label])
     scores = {}
     for algo in algos:
         matrix = np.zeros((len(seeds), len(complete)))
         for column, env in enumerate(complete):
-            low, high = lows[env.label], max(highs[env.label], lows[env.label])
-            for row, seed in enumerate(seeds):  # no run above the random policy: all at 0 or below, scaled by |low|
-                scale = high - low if high > low else max(abs(low), 1e-8)
-                matrix[row, column] = (final[(algo, env, seed)] - low) / scale
+            low, high = floors[env.label], max(highs[env.label], lows[env.label])
+            for row, seed in enumerate(seeds):
+                matrix[row, column] = (final[(algo, env, seed)] - low) / (high - low) if high > low else 1.0
         scores[algo] = matrix
     return {
         "envs": [env.label for env in complete],
         "left_out": [env.label for env in envs if env not in complete],
+        "seeds": seeds,
         "scores": scores,
         "highs": highs,
+        "floors": floors,
     }
 
 
@@ -270,7 +280,7 @@ def write_report(
                 {
                     "algo": algo,
                     "env": env.label,
-                    "timesteps": items[0]["run"].timesteps if items else "",
+                    "timesteps": next(run.timesteps for run in runs if run.env == env and run.algo == algo),
                     "n_seeds": len(items),
                     "final_mean": float(final.mean()) if len(final) else float("nan"),
                     "final_std": float(final.std(ddof=0)) if len(final) else float("nan"),
@@ -311,9 +321,19 @@ def write_report(
     if summary["envs"] and len(algos) > 0:
         aggregates = plot_aggregate(summary["scores"], report)
     (report / "aggregate.json").write_text(
-        json.dumps({"envs": summary["envs"], "left_out": summary["left_out"], "aggregates": aggregates,
-                    "random_scores": lows, "best_scores": summary["highs"]}, indent=1)
-    )  # fmt: skip
+        json.dumps(
+            {
+                "envs": summary["envs"],
+                "seeds": summary["seeds"],
+                "left_out": summary["left_out"],
+                "aggregates": aggregates,
+                "random_scores": lows,
+                "best_scores": summary["highs"],
+                "normalisation_zero": summary["floors"],
+            },
+            indent=1,
+        )
+    )
 
     lines = [
         "# DSDPG vs " + ", ".join(algo for algo in algos if algo != "dsdpg"),
@@ -332,6 +352,9 @@ def write_report(
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
+        if not row["n_seeds"]:
+            lines.append(f"| {row['env']} | {row['algo']} | {row['timesteps']} | 0 | not finished | | | | |")
+            continue
         lines.append(
             f"| {row['env']} | {row['algo']} | {row['timesteps']} | {row['n_seeds']} | "
             f"{_fmt(row['final_mean'])} +- {_fmt(row['final_std'])} | {_fmt(row['final_iqm'])} | "
@@ -344,18 +367,19 @@ def write_report(
         "",
         "## Aggregate over envs (rliable)",
         "",
-        "Normalisation, per env: 0 = mean return of a uniformly random policy over "
-        f"{RANDOM_EPISODES} episodes (seeds 0..{RANDOM_EPISODES - 1}, `random_scores.json`), 1 = the best final score "
-        "of any run of any algorithm on that env (so the best run scores 1 by construction; the scale is relative to "
-        "this sweep, not to published results). 95% intervals: stratified bootstrap over runs, "
-        f"{BOOTSTRAP_REPS} resamples.",
+        "Normalisation (min-max, per env): 0 = the lower of the mean return of a uniformly random policy over "
+        f"{RANDOM_EPISODES} episodes (seeds 0..{RANDOM_EPISODES - 1}, `random_scores.json`) and the worst final score "
+        "of any run on that env (so a run worse than random is not blown up when the best run barely beats random), "
+        "1 = the best final score of any run of any algorithm on that env (the best run scores 1 by construction; the "
+        "scale is relative to this sweep, not to published results). Both ends per env: `aggregate.json`. "
+        f"95% intervals: stratified bootstrap over runs, {BOOTSTRAP_REPS} resamples (zero width with one seed).",
         "",
     ]
     if aggregates:
         lines += [
-            f"Envs in the aggregate: {', '.join(summary['envs'])}."
+            f"Envs in the aggregate: {', '.join(summary['envs'])}; seeds {', '.join(map(str, summary['seeds']))}."
             + (
-                f" Left out (not every algorithm finished every seed): {', '.join(summary['left_out'])}."
+                f" Left out (not finished by every algorithm with these seeds): {', '.join(summary['left_out'])}."
                 if summary["left_out"]
                 else ""
             ),
