@@ -9,8 +9,10 @@ the world model works on.
 ``G`` is computed in forward mode: one Jacobian-vector product per action dimension, batched with
 ``torch.func.vmap``, costs ``|A|`` tangent passes over the target branch whatever the number of target
 samples, where reverse mode would need one backward per sample. The full Sobolev target
-(``sobolev_inputs="state_action"``) differentiates in the flat observation too: ``|S| + |A|`` tangents in the
-same single batched pass.
+(``sobolev_inputs="state_action"``) differentiates in the flat observation too; it composes the Jacobians of
+world model (``|S| + |A|`` tangents in one batched forward-mode pass), target actor (reverse mode, ``|A|``
+cotangents) and target critic (its own input gradients) by the chain rule, cheaper than carrying ``|S| + |A|``
+tangents through all three.
 """
 
 from collections.abc import Callable
@@ -18,7 +20,7 @@ from collections.abc import Callable
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.type_aliases import PyTorchObs
-from torch.func import jvp, vmap
+from torch.func import jvp, vjp, vmap
 
 
 def flatten_obs(observation_space: spaces.Space, obs: PyTorchObs, dtype: th.dtype = th.float32) -> th.Tensor:
@@ -133,11 +135,79 @@ def sobolev_td_targets(
             return per_row_jacobian(target_fn, actions.detach())
         if sobolev_inputs != "state_action":
             raise ValueError(f"sobolev_inputs must be 'action' or 'state_action', got {sobolev_inputs!r}.")
-        # One differentiated input (s, a) per row: |S| + |A| tangents, one batched forward-mode pass.
-        obs_dim = flat_obs.shape[1]
-        return per_row_jacobian(
-            lambda inputs: target_fn(inputs[:, obs_dim:], inputs[:, :obs_dim]), th.cat([flat_obs, actions.detach()], dim=-1)
+        r, r_grad, z, grads = _full_sobolev_parts(
+            world_model, actor_target, critic_target, observation_space, flat_obs, actions.detach(), model_noise, smoothing, xi
         )
+    # (B * M, K, per_draw[, D]) -> (B, K, N[, D]) in target_fn's sample order; rewards (B, M[, D]) likewise.
+    dim = grads.shape[-1]
+    z = z.reshape(batch, n_model_draws, n_critics, per_draw).transpose(1, 2).reshape(batch, n_critics, n_samples)
+    grads = grads.reshape(batch, n_model_draws, n_critics, per_draw, dim).transpose(1, 2)
+    grads = grads.reshape(batch, n_critics, n_samples, dim)
+    r = r.unsqueeze(1).unsqueeze(-1).expand(batch, n_critics, n_model_draws, per_draw).reshape(batch, n_critics, -1)
+    r_grad = r_grad.unsqueeze(1).unsqueeze(3).expand(batch, n_critics, n_model_draws, per_draw, dim)
+    return r + gamma * not_done * z, r_grad.reshape(batch, n_critics, n_samples, dim) + gamma * not_done.unsqueeze(-1) * grads
+
+
+def per_row_jacobian_reverse(fn: Callable[[th.Tensor], th.Tensor], inputs: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+    """
+    :func:`per_row_jacobian` in reverse mode, for a ``fn`` with fewer outputs than inputs per row.
+
+    :param fn: maps ``(B, D)`` to ``(B, O)``, row ``b`` depending on ``inputs[b]`` only
+    :param inputs: ``(B, D)``
+    :return: value ``(B, O)`` and Jacobian ``(B, O, D)``
+    """
+    value, vjp_fn = vjp(fn, inputs)
+    basis = th.eye(value.shape[-1], dtype=value.dtype, device=value.device).unsqueeze(1).expand(-1, value.shape[0], -1)
+    (jac,) = vmap(vjp_fn)(basis)  # (O, B, D)
+    return value, jac.transpose(0, 1)
+
+
+def _full_sobolev_parts(
+    world_model: th.nn.Module,
+    actor_target: th.nn.Module,
+    critic_target: th.nn.Module,
+    observation_space: spaces.Space,
+    flat_obs: th.Tensor,
+    actions: th.Tensor,
+    model_noise: th.Tensor,
+    smoothing: th.Tensor,
+    xi: th.Tensor,
+) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
+    """
+    The pieces of the full Sobolev target, by the chain rule instead of ``|S| + |A|`` tangents through everything.
+
+    ``dy/dx = dr/dx + gamma (1 - done) [dZ'/ds' + dZ'/da' . da'/ds'] ds'/dx`` with ``x = (s, a)``: the world
+    model's Jacobian in forward mode (``|S| + |A|`` tangents through the world model only), the target actor's in
+    reverse mode (``|A|`` cotangents), and the target critic's gradients in ``(s', a')`` from its own Jacobian
+    machinery (reverse mode through the factorized critic's ``psi`` when ``N < |S| + |A|``, autograd for concat);
+    then small batched matrix products. Needs flat Box observations (``s'`` is the critic's input as it is).
+
+    :return: model rewards ``(B, M)`` and their gradient in ``x`` ``(B, M, S + A)``; target critic samples
+        ``(B * M, K, per_draw)`` and their gradient in ``x`` ``(B * M, K, per_draw, S + A)``
+    """
+    batch, obs_dim = flat_obs.shape
+    n_draws = model_noise.shape[1]
+
+    def model_fn(inputs: th.Tensor) -> th.Tensor:
+        next_obs, rewards = world_model.sample(inputs[:, :obs_dim], inputs[:, obs_dim:], n_draws, noise=model_noise)
+        return th.cat([next_obs, rewards.unsqueeze(-1)], dim=-1)  # (B, M, S + 1)
+
+    out, jac = per_row_jacobian(model_fn, th.cat([flat_obs, actions], dim=-1))  # (B, M, S + 1), (B, M, S + 1, S + A)
+    next_flat = out[..., :obs_dim].reshape(batch * n_draws, obs_dim)
+    next_jac = jac[..., :obs_dim, :].reshape(batch * n_draws, obs_dim, -1)  # ds'/dx
+    policy, policy_jac = per_row_jacobian_reverse(
+        lambda s: actor_target(unflatten_obs(observation_space, s)), next_flat
+    )  # (B * M, A), (B * M, A, S)
+    pre_clip = policy + smoothing
+    next_actions = pre_clip.clamp(-1.0, 1.0)
+    with th.enable_grad():  # the concat critic's input gradients use autograd
+        z, dz_ds, dz_da = critic_target.forward_with_state_action_grad(
+            unflatten_obs(observation_space, next_flat), next_actions, xi, create_graph=False
+        )
+    # Where the clip is active the next action does not move with s'.
+    dz_da = dz_da * ((pre_clip > -1.0) & (pre_clip < 1.0)).to(dz_da.dtype)[:, None, None]
+    dz_dnext = dz_ds + dz_da @ policy_jac.unsqueeze(1)  # (B * M, K, per_draw, S)
+    return out[..., obs_dim], jac[..., obs_dim, :], z.detach(), (dz_dnext @ next_jac.unsqueeze(1)).detach()
 
 
 def return_td_targets(
