@@ -1,0 +1,187 @@
+"""Ablations of DSDPG at a small budget: world model, Sobolev inputs, distribution loss and the two baseline switches.
+
+Run: ``python examples/ablations.py [--timesteps 5000] [--seeds 0 1 2] [--jobs 2] [--out runs/ablations]``.
+Each variant changes one argument of the default (cVAE world model, action gradients, max-sliced MMD); the two
+baselines are the deterministic Sobolev critic (``distributional=False``, MAGE) and the return-only distributional critic
+(``sobolev=False``). Every variant runs on a noisy Pendulum (``sb3_dsdpg/Pendulum-DynNoise-v1``, velocity noise 0.1)
+and on ``sb3_dsdpg/PointMassBonus-v0`` with four hidden bonuses, with the quickstart's small settings (64x64
+networks and world model, batch 128, learning rate 1e-3, gamma 0.98, normal action noise 0.1, 1000 random steps
+first). A run's score is the mean return of the deterministic policy over ``--eval-episodes`` episodes after
+training. Results go to ``<out>/ablation.csv`` (one row per run) and ``<out>/ablation.md`` (mean +- std over
+seeds, with the wall time per run), the figure to ``--figure`` (default ``docs/ablation.png``); finished runs are
+read back from the csv, so an interrupted sweep resumes. ``--save-models DIR`` keeps the trained models (for
+``python -m sb3_dsdpg.diagnostics``).
+"""
+
+import argparse
+import csv
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+
+import numpy as np
+
+VARIANTS: dict[str, dict] = {
+    "DSDPG (cvae, action, msmmd)": {},
+    "world_model=realnvp": {"world_model": "realnvp"},
+    "sobolev_inputs=state_action": {"sobolev_inputs": "state_action"},
+    "loss=mmd": {"loss": "mmd"},
+    "distributional=False (MAGE)": {"distributional": False},
+    "sobolev=False (return-only)": {"sobolev": False},
+}
+ENVS: dict[str, dict] = {
+    "sb3_dsdpg/Pendulum-DynNoise-v1": {},
+    "sb3_dsdpg/PointMassBonus-v0": {"n_bonus": 4},
+}
+FIELDS = ["env", "variant", "seed", "timesteps", "eval_mean", "eval_std", "seconds"]
+
+
+def run(env_id: str, variant: str, seed: int, timesteps: int, eval_episodes: int, save_dir: str | None) -> dict:
+    """Train one variant on one env with one seed (in a worker process, one torch thread) and evaluate it."""
+    import gymnasium as gym
+    import torch as th
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.noise import NormalActionNoise
+
+    from sb3_dsdpg import DSDPG
+
+    th.set_num_threads(1)
+    env = gym.make(env_id, **ENVS[env_id])
+    action_dim = env.action_space.shape[0]
+    kwargs = dict(VARIANTS[variant])
+    world_model_kwargs = (
+        dict(hidden_arch=[64, 64])
+        if kwargs.get("world_model") == "realnvp"
+        else dict(encoder_arch=[64, 64], decoder_arch=[64, 64], prior_arch=[64, 64])
+    )
+    model = DSDPG(
+        "MlpPolicy",
+        env,
+        learning_rate=1e-3,
+        gamma=0.98,
+        batch_size=128,
+        learning_starts=1000,
+        buffer_size=200_000,
+        action_noise=NormalActionNoise(np.zeros(action_dim), 0.1 * np.ones(action_dim)),
+        policy_kwargs=dict(net_arch=[64, 64]),
+        world_model_kwargs=world_model_kwargs,
+        seed=seed,
+        **kwargs,
+    )
+    start = time.time()
+    model.learn(timesteps)
+    seconds = time.time() - start
+    eval_env = gym.make(env_id, **ENVS[env_id])
+    eval_env.reset(seed=10_000 + seed)
+    mean, std = evaluate_policy(model, eval_env, n_eval_episodes=eval_episodes, deterministic=True)
+    if save_dir is not None:
+        os.makedirs(save_dir, exist_ok=True)
+        name = f"{env_id.split('/')[-1]}_{variant.split(' ')[0].replace('=', '-')}_{seed}"
+        model.save(os.path.join(save_dir, name))
+    return dict(env=env_id, variant=variant, seed=seed, timesteps=timesteps, eval_mean=mean, eval_std=std, seconds=seconds)
+
+
+def read_rows(path: str) -> list[dict]:
+    if not os.path.exists(path):
+        return []
+    with open(path) as file:
+        return list(csv.DictReader(file))
+
+
+def write_table(rows: list[dict], out: str) -> str:
+    """Markdown table: one row per variant, one column per env, mean +- std of the seeds' scores."""
+    envs = [env for env in ENVS if any(r["env"] == env for r in rows)]
+    lines = [
+        "| variant | " + " | ".join(f"{env.split('/')[-1]} return" for env in envs) + " | seconds per run |",
+        "|---|" + "---|" * len(envs) + "---|",
+    ]
+    for variant in VARIANTS:
+        cells, seconds = [], []
+        for env in envs:
+            scores = [float(r["eval_mean"]) for r in rows if r["env"] == env and r["variant"] == variant]
+            seconds += [float(r["seconds"]) for r in rows if r["env"] == env and r["variant"] == variant]
+            cells.append(f"{np.mean(scores):.1f} +- {np.std(scores):.1f} (n={len(scores)})" if scores else "-")
+        if seconds:
+            lines.append(f"| {variant} | " + " | ".join(cells) + f" | {np.mean(seconds):.0f} |")
+    table = "\n".join(lines) + "\n"
+    with open(os.path.join(out, "ablation.md"), "w") as file:
+        file.write(table)
+    return table
+
+
+def plot(rows: list[dict], path: str) -> None:
+    """One panel per env: each seed's score as a dot and the mean as a bar, per variant."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    envs = [env for env in ENVS if any(r["env"] == env for r in rows)]
+    fig = Figure(figsize=(6 * len(envs), 4.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(envs), squeeze=False)[0]
+    names = list(VARIANTS)
+    for ax, env in zip(axes, envs, strict=True):
+        for i, variant in enumerate(names):
+            scores = [float(r["eval_mean"]) for r in rows if r["env"] == env and r["variant"] == variant]
+            if scores:
+                ax.bar(i, np.mean(scores), color=f"C{i}", alpha=0.5)
+                ax.scatter(np.full(len(scores), i), scores, color=f"C{i}", s=18, zorder=3)
+        ax.set_xticks(range(len(names)), [n.replace(" (", "\n(") for n in names], rotation=35, ha="right", fontsize=7)
+        ax.set_title(f"{env} ({ENVS[env] or 'defaults'})", fontsize=9)
+        ax.set_ylabel("evaluation return after training")
+    budget = sorted({int(r["timesteps"]) for r in rows})
+    fig.suptitle(f"DSDPG ablations, {budget} env steps per run, dots: seeds", fontsize=10)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--timesteps", type=int, default=5000, help="env steps per run")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--envs", nargs="+", default=list(ENVS), choices=list(ENVS))
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (each on one torch thread)")
+    parser.add_argument("--out", default="runs/ablations", help="folder of ablation.csv and ablation.md")
+    parser.add_argument("--figure", default="docs/ablation.png", help="path of the figure")
+    parser.add_argument("--save-models", default=None, help="folder to keep the trained models in")
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, "ablation.csv")
+    rows = read_rows(path)
+    done = {(r["env"], r["variant"], int(r["seed"]), int(r["timesteps"])) for r in rows}
+    # Slowest first (state_action and realnvp), so the parallel workers finish together.
+    order = sorted(args.variants, key=lambda v: -int("state_action" in v or "realnvp" in v))
+    jobs = [
+        (env, variant, seed)
+        for seed in args.seeds
+        for variant in order
+        for env in args.envs
+        if (env, variant, seed, args.timesteps) not in done
+    ]
+    print(f"{len(jobs)} runs to do ({len(done)} in {path}), {args.jobs} at a time")
+    start = time.time()
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [pool.submit(run, *job, args.timesteps, args.eval_episodes, args.save_models) for job in jobs]
+        for future in as_completed(futures):
+            row = future.result()
+            new_file = not os.path.exists(path)
+            with open(path, "a", newline="") as file:
+                writer = csv.DictWriter(file, fieldnames=FIELDS)
+                if new_file:
+                    writer.writeheader()
+                writer.writerow(row)
+            rows.append({k: str(v) for k, v in row.items()})
+            print(
+                f"[{time.time() - start:6.0f} s] {row['env']} {row['variant']} seed {row['seed']}: "
+                f"{row['eval_mean']:.1f} +- {row['eval_std']:.1f} ({row['seconds']:.0f} s)",
+                flush=True,
+            )
+    rows = [r for r in rows if int(r["timesteps"]) == args.timesteps]
+    print(write_table(rows, args.out))
+    plot(rows, args.figure)
+    print(f"wrote {path}, ablation.md in {args.out} and {args.figure}")
+
+
+if __name__ == "__main__":
+    main()
