@@ -129,7 +129,7 @@ def plot(rows: list[dict], path: str) -> None:
         ax.set_title(f"{env} ({ENVS[env] or 'defaults'})", fontsize=9)
         ax.set_ylabel("evaluation return after training")
     budget = sorted({int(r["timesteps"]) for r in rows})
-    fig.suptitle(f"DSDPG ablations, {budget} env steps per run, dots: seeds", fontsize=10)
+    fig.suptitle(f"DSDPG ablations, {', '.join(map(str, budget))} env steps per run, dots: seeds", fontsize=10)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fig.savefig(path, dpi=110)
 
