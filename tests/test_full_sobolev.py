@@ -6,65 +6,17 @@ import csv
 import numpy as np
 import pytest
 import torch as th
-from stable_baselines3.common import policies as sb3_policies
+from helpers import fd_jacobian, float64_batch, float64_model
 from stable_baselines3.common.logger import configure
 
 from sb3_dsdpg import DSDPG
 from sb3_dsdpg.targets import sobolev_td_targets
 
-
-@pytest.fixture(autouse=True)
-def keep_float64(monkeypatch):
-    """SB3's preprocessing casts Box observations to float32; keep float64 so finite differences are exact enough."""
-    monkeypatch.setattr(sb3_policies, "preprocess_obs", lambda obs, space, normalize_images=True: obs)
-
-
-def _fd_grad(fn, x: th.Tensor, eps: float = 1e-6) -> th.Tensor:
-    """Central differences of ``fn`` (rows depend on their own row of ``x``) in each column of ``x`` -> (B, ..., D)."""
-    cols = []
-    for j in range(x.shape[1]):
-        step = th.zeros_like(x)
-        step[:, j] = eps
-        cols.append((fn(x + step) - fn(x - step)) / (2 * eps))
-    return th.stack(cols, dim=-1)
+pytestmark = pytest.mark.usefixtures("float64_observations")
 
 
 def _model(env_id: str, architecture: str, world_model: str = "cvae", distributional: bool = True) -> DSDPG:
-    wm_kwargs = (
-        dict(encoder_arch=[32], decoder_arch=[32, 32], prior_arch=[32]) if world_model == "cvae" else dict(hidden_arch=[32])
-    )
-    model = DSDPG(
-        "MlpPolicy",
-        env_id,
-        distributional=distributional,
-        n_samples=4 if distributional else 1,
-        n_target_model_draws=2 if distributional else 1,
-        sobolev_inputs="state_action",
-        world_model=world_model,
-        policy_kwargs=dict(net_arch=[32, 32], critic_architecture=architecture, noise_net_arch=[16]),
-        world_model_kwargs=wm_kwargs,
-        learning_starts=0,
-        seed=0,
-        device="cpu",
-    )
-    model.policy.double()
-    model.world_model.double()
-    with th.no_grad():
-        if world_model == "realnvp":
-            # Away from the flow's identity initialisation, so its Jacobians are not trivial.
-            for param in model.world_model.parameters():
-                param.add_(0.2 * th.randn_like(param))
-        for norm in (model.world_model.obs_normalizer, model.world_model.target_normalizer):
-            norm.mean.uniform_(-0.5, 0.5)
-            norm.var.uniform_(0.5, 2.0)
-    return model
-
-
-def _batch(model: DSDPG, batch: int = 5, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    obs = th.as_tensor(rng.uniform(-1, 1, size=(batch, *model.observation_space.shape)), dtype=th.float64)
-    actions = th.as_tensor(rng.uniform(-0.8, 0.8, size=(batch, model.action_space.shape[0])), dtype=th.float64)
-    return obs, actions
+    return float64_model(env_id, architecture, world_model, distributional, sobolev_inputs="state_action")
 
 
 # Pendulum: 3 + 1 inputs, so 2 samples take the factorized critic's reverse-mode path and 8 its forward-mode path.
@@ -73,11 +25,11 @@ def _batch(model: DSDPG, batch: int = 5, seed: int = 0):
 @pytest.mark.parametrize("env_id", ["Pendulum-v1", "HalfCheetah-v5"])
 def test_critic_state_gradient_matches_finite_differences(env_id, architecture, n_noise):
     model = _model(env_id, architecture)
-    obs, actions = _batch(model)
+    obs, actions = float64_batch(model)
     noise = model.critic.sample_noise(obs.shape[0], n_noise).double()
     z, state_grad, action_grad = model.critic.forward_with_state_action_grad(obs, actions, noise, create_graph=False)
     with th.no_grad():
-        numeric = _fd_grad(lambda s: model.critic(s, actions, noise), obs)
+        numeric = fd_jacobian(lambda s: model.critic(s, actions, noise), obs)
     assert state_grad.shape == (*z.shape, obs.shape[1])
     assert th.allclose(state_grad, numeric, atol=1e-6, rtol=1e-5), (state_grad - numeric).abs().max()
     assert state_grad.abs().max() > 1e-3
@@ -90,7 +42,7 @@ def test_critic_state_gradient_matches_finite_differences(env_id, architecture, 
 def test_factorized_state_gradient_is_differentiable_in_parameters(n_noise):
     """Both Jacobian paths are plain tensor operations: a loss on dz/ds reaches psi's and phi's weights."""
     model = _model("Pendulum-v1", "factorized")
-    obs, actions = _batch(model)
+    obs, actions = float64_batch(model)
     noise = model.critic.sample_noise(obs.shape[0], n_noise).double()
     _, state_grad, _ = model.critic.forward_with_state_action_grad(obs, actions, noise)
     state_grad.pow(2).sum().backward()
@@ -112,7 +64,7 @@ def test_factorized_state_gradient_is_differentiable_in_parameters(n_noise):
 )
 def test_full_sobolev_target_matches_finite_differences(env_id, architecture, world_model, distributional):
     model = _model(env_id, architecture, world_model, distributional)
-    obs, actions = _batch(model)
+    obs, actions = float64_batch(model)
     dones = th.tensor([[0.0], [1.0], [0.0], [0.0], [0.0]], dtype=th.float64)
 
     def targets(s: th.Tensor, a: th.Tensor, inputs: str = "state_action"):
@@ -137,7 +89,7 @@ def test_full_sobolev_target_matches_finite_differences(env_id, architecture, wo
     y, grad = targets(obs, actions)
     obs_dim = obs.shape[1]
     assert y.shape == (5, 2, model.n_samples) and grad.shape == (*y.shape, obs_dim + actions.shape[1])
-    numeric_state = _fd_grad(lambda s: targets(s, actions)[0], obs)
+    numeric_state = fd_jacobian(lambda s: targets(s, actions)[0], obs)
     assert th.allclose(grad[..., :obs_dim], numeric_state, atol=1e-6, rtol=1e-5), (
         (grad[..., :obs_dim] - numeric_state).abs().max()
     )

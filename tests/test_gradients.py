@@ -4,57 +4,20 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
-from stable_baselines3.common import policies as sb3_policies
+from helpers import fd_jacobian, float64_batch, float64_model
 
 from sb3_dsdpg import DSDPG
 from sb3_dsdpg.targets import flatten_obs, per_row_jacobian, sobolev_td_targets
 
-
-@pytest.fixture(autouse=True)
-def keep_float64(monkeypatch):
-    """SB3's preprocessing casts Box observations to float32; keep float64 so finite differences are exact enough."""
-    monkeypatch.setattr(sb3_policies, "preprocess_obs", lambda obs, space, normalize_images=True: obs)
-
-
-def _fd_action_grad(fn, actions: th.Tensor, eps: float = 1e-6) -> th.Tensor:
-    """Central differences of ``fn`` (rows depend on their own action) in each action dimension -> (B, ..., A)."""
-    cols = []
-    for j in range(actions.shape[1]):
-        step = th.zeros_like(actions)
-        step[:, j] = eps
-        cols.append((fn(actions + step) - fn(actions - step)) / (2 * eps))
-    return th.stack(cols, dim=-1)
+pytestmark = pytest.mark.usefixtures("float64_observations")
 
 
 def _model(env_id: str, architecture: str, distributional: bool = True) -> DSDPG:
-    model = DSDPG(
-        "MlpPolicy",
-        env_id,
-        distributional=distributional,
-        n_samples=4 if distributional else 1,
-        n_target_model_draws=2 if distributional else 1,
-        policy_kwargs=dict(net_arch=[32, 32], critic_architecture=architecture, noise_net_arch=[16]),
-        world_model_kwargs=dict(encoder_arch=[32], decoder_arch=[32, 32], prior_arch=[32]),
-        learning_starts=0,
-        seed=0,
-        device="cpu",
-    )
-    model.policy.double()
-    model.world_model.double()
-    # Non-trivial normalisation statistics, so the check covers them too.
-    with th.no_grad():
-        model.world_model.obs_normalizer.mean.uniform_(-0.5, 0.5)
-        model.world_model.obs_normalizer.var.uniform_(0.5, 2.0)
-        model.world_model.target_normalizer.mean.uniform_(-0.5, 0.5)
-        model.world_model.target_normalizer.var.uniform_(0.5, 2.0)
-    return model
+    return float64_model(env_id, architecture, distributional=distributional)
 
 
-def _batch(model: DSDPG, batch: int = 5, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    obs = th.as_tensor(np.stack([model.observation_space.sample() for _ in range(batch)]), dtype=th.float64)
-    actions = th.as_tensor(rng.uniform(-0.8, 0.8, size=(batch, model.action_space.shape[0])), dtype=th.float64)
-    return obs, actions
+def _batch(model: DSDPG):
+    return float64_batch(model, obs_from_space=True)
 
 
 @pytest.mark.parametrize("architecture", ["factorized", "concat"])
@@ -65,7 +28,7 @@ def test_critic_action_gradient_matches_finite_differences(architecture, env_id)
     noise = model.critic.sample_noise(obs.shape[0], 3).double()
     z, grad = model.critic.forward_with_action_grad(obs, actions, noise, create_graph=False)
     with th.no_grad():
-        numeric = _fd_action_grad(lambda a: model.critic(obs, a, noise), actions)
+        numeric = fd_jacobian(lambda a: model.critic(obs, a, noise), actions)
     assert grad.shape == (*z.shape, actions.shape[1])
     assert th.allclose(grad, numeric, atol=1e-6, rtol=1e-5), (grad - numeric).abs().max()
     # The gradient is not trivially zero: the check is meaningful.
@@ -110,7 +73,7 @@ def test_sobolev_target_gradient_matches_finite_differences(env_id, architecture
         )
 
     y, grad = targets(actions)
-    numeric = _fd_action_grad(lambda a: targets(a)[0], actions)
+    numeric = fd_jacobian(lambda a: targets(a)[0], actions)
     assert y.shape == (5, 2, model.n_samples)
     assert th.allclose(grad, numeric, atol=1e-6, rtol=1e-5), (grad - numeric).abs().max()
     assert grad.abs().max() > 1e-3
@@ -126,7 +89,7 @@ def test_target_gradient_goes_through_the_world_model_reward():
     flat = flatten_obs(model.observation_space, obs, th.float64)
     noise = th.randn(5, 1, model.world_model.latent_dim, dtype=th.float64)
     _, jac = per_row_jacobian(lambda a: model.world_model.sample(flat, a, 1, noise=noise)[1], actions)
-    numeric = _fd_action_grad(lambda a: model.world_model.sample(flat, a, 1, noise=noise)[1], actions)
+    numeric = fd_jacobian(lambda a: model.world_model.sample(flat, a, 1, noise=noise)[1], actions)
     assert th.allclose(jac, numeric, atol=1e-7, rtol=1e-5)
 
 

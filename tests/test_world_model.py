@@ -2,51 +2,16 @@
 
 import pytest
 import torch as th
+from helpers import fit_and_check_linear_gaussian
 
 from sb3_dsdpg.world_models import CVAEWorldModel, RunningNormalizer
-
-NOISE_STD = th.tensor([0.05, 0.2, 0.1])  # of (Delta s_0, Delta s_1, r)
-
-
-def _transition(obs: th.Tensor, actions: th.Tensor, gen: th.Generator) -> tuple[th.Tensor, th.Tensor]:
-    """Linear-Gaussian dynamics: s' = s + A s + B a + noise, r = c.s + d a + noise."""
-    mean_delta = th.stack([0.1 * obs[:, 1] + 0.3 * actions[:, 0], -0.2 * obs[:, 0] + 0.1 * actions[:, 0]], dim=-1)
-    mean_reward = obs[:, 0] - 0.5 * actions[:, 0]
-    noise = th.randn(obs.shape[0], 3, generator=gen) * NOISE_STD
-    return obs + mean_delta + noise[:, :2], mean_reward + noise[:, 2]
 
 
 def test_cvae_recovers_linear_gaussian_mean_and_std():
     th.manual_seed(0)
-    gen = th.Generator().manual_seed(0)
     model = CVAEWorldModel(2, 1, latent_dim=4, encoder_arch=[64, 64], decoder_arch=[64, 64], prior_arch=[64, 64])
-    optimizer = th.optim.Adam(model.parameters(), lr=2e-3)
-    for _ in range(2500):
-        obs = th.rand(256, 2, generator=gen) * 2 - 1
-        actions = th.rand(256, 1, generator=gen) * 2 - 1
-        next_obs, rewards = _transition(obs, actions, gen)
-        loss, parts = model.loss(obs, actions, next_obs, rewards)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    _, parts = fit_and_check_linear_gaussian(model, 2500)
     assert parts["kl"] > 0.5, "the latent must carry the transition noise (no posterior collapse)"
-    test_obs = th.tensor([[0.5, -0.5], [-0.8, 0.2], [0.0, 0.9]])
-    test_actions = th.tensor([[0.7], [-0.3], [0.0]])
-    with th.no_grad():
-        next_obs, rewards = model.sample(test_obs, test_actions, n_samples=4000)
-    samples = th.cat([next_obs - test_obs.unsqueeze(1), rewards.unsqueeze(-1)], dim=-1)  # (3, 4000, 3)
-    expected_mean = th.stack(
-        [
-            0.1 * test_obs[:, 1] + 0.3 * test_actions[:, 0],
-            -0.2 * test_obs[:, 0] + 0.1 * test_actions[:, 0],
-            test_obs[:, 0] - 0.5 * test_actions[:, 0],
-        ],
-        dim=-1,
-    )
-    # Tolerances: mean within 0.04 (a fifth of the largest noise std), std within 30 % of the truth.
-    assert (samples.mean(1) - expected_mean).abs().max() < 0.04, samples.mean(1) - expected_mean
-    ratio = samples.std(1) / NOISE_STD
-    assert ((ratio > 0.7) & (ratio < 1.3)).all(), ratio
 
 
 def test_sample_shapes_and_differentiability():
