@@ -27,14 +27,14 @@ from sb3_dsdpg.targets import (
     sobolev_td_targets,
     truncate_pooled,
 )
-from sb3_dsdpg.world_models import CVAEWorldModel, RealNVPWorldModel
+from sb3_dsdpg.world_models import CVAEWorldModel, RealNVPWorldModel, WorldModel
 
 SelfDSDPG = TypeVar("SelfDSDPG", bound="DSDPG")
 
 LOSSES = ("msmmd", "mmd")
 WORLD_MODELS = ("cvae", "realnvp")
 SOBOLEV_INPUTS = ("action", "state_action")
-WORLD_MODEL_CLASSES: dict[str, type[CVAEWorldModel] | type[RealNVPWorldModel]] = {
+WORLD_MODEL_CLASSES: dict[str, type[WorldModel]] = {
     "cvae": CVAEWorldModel,
     "realnvp": RealNVPWorldModel,
 }
@@ -110,7 +110,7 @@ class DSDPG(OffPolicyAlgorithm):
     actor_target: th.nn.Module
     critic: GenerativeCritic
     critic_target: GenerativeCritic
-    world_model: CVAEWorldModel | RealNVPWorldModel | None
+    world_model: WorldModel | None
 
     def __init__(
         self,

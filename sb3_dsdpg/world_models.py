@@ -11,8 +11,9 @@ they use:
   ``(s, a)``, standard normal base) trained by maximum likelihood; its sample ``f(u; s, a)`` is a smooth
   bijection of the base draw ``u``, reparameterised and differentiable in ``s`` and ``a`` likewise.
 
-Both share one interface (``loss``, ``sample``, ``latent_dim``). The module works on flat observation vectors
-and imports nothing from the rest of the package.
+Both subclass :class:`WorldModel`, which fixes the interface DSDPG uses (``loss``, ``sample``, ``latent_dim``)
+and owns the normalisation. The module works on flat observation vectors and imports nothing from the rest of
+the package.
 """
 
 import math
@@ -69,7 +70,73 @@ class RunningNormalizer(nn.Module):
         return x * self.std + self.mean
 
 
-class CVAEWorldModel(nn.Module):
+class WorldModel(nn.Module):
+    """
+    What every world model of ``(Delta s, r)`` given ``(s, a)`` provides to DSDPG, and the parts they share.
+
+    A subclass defines :meth:`loss` (its training objective on a batch of transitions) and
+    :meth:`_sample_normalized` (normalised targets from standard normal draws of size ``latent_dim``). This class
+    owns the running statistics of observations and targets, the conditioning input ``(normalised s, a)`` and the
+    public :meth:`sample`, which un-normalises the draws into next observations and rewards.
+
+    :param obs_dim: size of the flat observation vector
+    :param action_dim: size of the action vector
+    :param latent_dim: size of the standard normal noise of one sample
+    """
+
+    def __init__(self, obs_dim: int, action_dim: int, latent_dim: int):
+        super().__init__()
+        self.obs_dim, self.action_dim, self.latent_dim = obs_dim, action_dim, latent_dim
+        self.target_dim = obs_dim + 1  # (Delta s, r)
+        self.obs_normalizer = RunningNormalizer(obs_dim)
+        self.target_normalizer = RunningNormalizer(self.target_dim)
+
+    def _condition(self, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
+        return th.cat([self.obs_normalizer.normalize(obs), actions], dim=-1)
+
+    def _targets(self, obs: th.Tensor, next_obs: th.Tensor, rewards: th.Tensor, update_normalizers: bool = False) -> th.Tensor:
+        """Normalised ``(Delta s, r)`` ``(B, S + 1)``, after merging the batch into the running statistics if asked."""
+        target = th.cat([next_obs - obs, rewards.reshape(-1, 1)], dim=-1)
+        if update_normalizers:
+            self.obs_normalizer.update(obs)
+            self.target_normalizer.update(target)
+        return self.target_normalizer.normalize(target)
+
+    def loss(
+        self, obs: th.Tensor, actions: th.Tensor, next_obs: th.Tensor, rewards: th.Tensor, update_normalizers: bool = True
+    ) -> tuple[th.Tensor, dict[str, float]]:
+        """
+        The training objective on a batch of transitions, in normalised units.
+
+        :param obs: ``(B, S)``; ``actions``: ``(B, A)``; ``next_obs``: ``(B, S)``; ``rewards``: ``(B,)`` or ``(B, 1)``
+        :param update_normalizers: merge this batch into the running statistics first
+        :return: the loss (a scalar tensor) and its logged parts
+        """
+        raise NotImplementedError
+
+    def _sample_normalized(self, noise: th.Tensor, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
+        """Normalised ``(Delta s, r)`` ``(B, n, S + 1)`` from standard normal ``noise`` ``(B, n, latent_dim)``."""
+        raise NotImplementedError
+
+    def sample(
+        self, obs: th.Tensor, actions: th.Tensor, n_samples: int = 1, noise: th.Tensor | None = None
+    ) -> tuple[th.Tensor, th.Tensor]:
+        """
+        Reparameterised samples of the next observation and reward, differentiable in ``obs`` and ``actions``.
+
+        :param obs: ``(B, S)``; ``actions``: ``(B, A)``
+        :param n_samples: draws per ``(s, a)``
+        :param noise: optional standard normal draws ``(B, n_samples, latent_dim)`` (fixed noise for tests and
+            targets); when given, its second dimension sets the number of draws
+        :return: next observations ``(B, n, S)`` and rewards ``(B, n)``
+        """
+        if noise is None:
+            noise = th.randn(obs.shape[0], n_samples, self.latent_dim, dtype=obs.dtype, device=obs.device)
+        out = self.target_normalizer.denormalize(self._sample_normalized(noise, obs, actions))  # (B, n, S + 1)
+        return obs.unsqueeze(1) + out[..., : self.obs_dim], out[..., self.obs_dim]
+
+
+class CVAEWorldModel(WorldModel):
     """
     Conditional VAE world model ``p(Delta s, r | s, a)`` with a learned prior (the paper's one-step model).
 
@@ -100,15 +167,13 @@ class CVAEWorldModel(nn.Module):
         max_decoder_std: float = 0.05,
         min_decoder_std: float = 1e-3,
     ):
-        super().__init__()
         if obs_dim < 1 or action_dim < 1 or latent_dim < 1:
             raise ValueError(
                 f"obs_dim, action_dim and latent_dim must be positive, got {obs_dim}, {action_dim}, {latent_dim}."
             )
         if not 0 < min_decoder_std < max_decoder_std:
             raise ValueError(f"Need 0 < min_decoder_std < max_decoder_std, got {min_decoder_std}, {max_decoder_std}.")
-        self.obs_dim, self.action_dim, self.latent_dim = obs_dim, action_dim, latent_dim
-        self.target_dim = obs_dim + 1  # (Delta s, r)
+        super().__init__(obs_dim, action_dim, latent_dim)
         self.kl_weight = kl_weight
         self.max_decoder_std, self.min_decoder_std = max_decoder_std, min_decoder_std
         encoder_arch = [256, 256] if encoder_arch is None else list(encoder_arch)
@@ -119,8 +184,6 @@ class CVAEWorldModel(nn.Module):
         self.decoder = build_mlp(obs_dim + action_dim + latent_dim, self.target_dim, decoder_arch, activation_fn)
         # Parameterised through a sigmoid between the bounds; starts in the middle (log scale).
         self.decoder_std_logit = nn.Parameter(th.zeros(self.target_dim))
-        self.obs_normalizer = RunningNormalizer(obs_dim)
-        self.target_normalizer = RunningNormalizer(self.target_dim)
 
     def _gaussian(self, net: nn.Module, inputs: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         mean, log_std = net(inputs).chunk(2, dim=-1)
@@ -129,9 +192,6 @@ class CVAEWorldModel(nn.Module):
     def decoder_std(self) -> th.Tensor:
         lo, hi = math.log(self.min_decoder_std), math.log(self.max_decoder_std)
         return th.exp(lo + (hi - lo) * th.sigmoid(self.decoder_std_logit))
-
-    def _condition(self, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
-        return th.cat([self.obs_normalizer.normalize(obs), actions], dim=-1)
 
     def loss(
         self, obs: th.Tensor, actions: th.Tensor, next_obs: th.Tensor, rewards: th.Tensor, update_normalizers: bool = True
@@ -143,12 +203,8 @@ class CVAEWorldModel(nn.Module):
         :param update_normalizers: merge this batch into the running statistics first
         :return: the loss (a scalar tensor) and its logged parts ``{"recon", "kl"}``
         """
-        target = th.cat([next_obs - obs, rewards.reshape(-1, 1)], dim=-1)
-        if update_normalizers:
-            self.obs_normalizer.update(obs)
-            self.target_normalizer.update(target)
+        target_n = self._targets(obs, next_obs, rewards, update_normalizers)
         cond = self._condition(obs, actions)
-        target_n = self.target_normalizer.normalize(target)
         q_mean, q_log_std = self._gaussian(self.encoder, th.cat([cond, target_n], dim=-1))
         p_mean, p_log_std = self._gaussian(self.prior, cond)
         eps = q_mean + q_log_std.exp() * th.randn_like(q_mean)
@@ -165,30 +221,16 @@ class CVAEWorldModel(nn.Module):
         total = nll + self.kl_weight * kl
         return total, {"recon": nll.item(), "kl": kl.item()}
 
-    def sample(
-        self, obs: th.Tensor, actions: th.Tensor, n_samples: int = 1, noise: th.Tensor | None = None
-    ) -> tuple[th.Tensor, th.Tensor]:
-        """
-        Reparameterised samples of the next observation and reward, differentiable in ``obs`` and ``actions``.
-
-        :param obs: ``(B, S)``; ``actions``: ``(B, A)``
-        :param n_samples: draws per ``(s, a)``
-        :param noise: optional standard normal noise ``(B, n_samples, latent_dim)`` (fixed noise for tests)
-        :return: next observations ``(B, n, S)`` and rewards ``(B, n)``
-        """
-        batch = obs.shape[0]
-        if noise is None:
-            noise = th.randn(batch, n_samples, self.latent_dim, dtype=obs.dtype, device=obs.device)
+    def _sample_normalized(self, noise: th.Tensor, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
+        """The decoder's mean at ``eps = mu_p(s, a) + sigma_p(s, a) * noise``: all randomness is in the latent."""
         cond = self._condition(obs, actions)
         p_mean, p_log_std = self._gaussian(self.prior, cond)
         eps = p_mean.unsqueeze(1) + p_log_std.exp().unsqueeze(1) * noise  # (B, n, L)
         cond_rep = cond.unsqueeze(1).expand(-1, noise.shape[1], -1)
-        out = self.target_normalizer.denormalize(self.decoder(th.cat([cond_rep, eps], dim=-1)))  # (B, n, S + 1)
-        next_obs = obs.unsqueeze(1) + out[..., : self.obs_dim]
-        return next_obs, out[..., self.obs_dim]
+        return self.decoder(th.cat([cond_rep, eps], dim=-1))
 
 
-class RealNVPWorldModel(nn.Module):
+class RealNVPWorldModel(WorldModel):
     """
     Conditional RealNVP world model ``p(Delta s, r | s, a)`` (the paper's world-model ablation).
 
@@ -226,7 +268,6 @@ class RealNVPWorldModel(nn.Module):
         min_std: float = 1e-3,
         max_std: float = 2.0,
     ):
-        super().__init__()
         if obs_dim < 1 or action_dim < 1 or n_couplings < 0:
             raise ValueError(
                 f"obs_dim and action_dim must be positive and n_couplings >= 0, got {obs_dim}, {action_dim}, {n_couplings}."
@@ -235,9 +276,7 @@ class RealNVPWorldModel(nn.Module):
             raise ValueError(f"Need 0 < min_std < 1 < max_std, got {min_std}, {max_std}.")
         if coupling_scale_bound <= 0:
             raise ValueError(f"coupling_scale_bound must be positive, got {coupling_scale_bound}.")
-        self.obs_dim, self.action_dim = obs_dim, action_dim
-        self.target_dim = obs_dim + 1  # (Delta s, r)
-        self.latent_dim = self.target_dim
+        super().__init__(obs_dim, action_dim, latent_dim=obs_dim + 1)  # the base draw has the target's size
         self.coupling_scale_bound = coupling_scale_bound
         self.min_std, self.max_std = min_std, max_std
         hidden_arch = [256, 256] if hidden_arch is None else list(hidden_arch)
@@ -263,11 +302,6 @@ class RealNVPWorldModel(nn.Module):
             self.affine[-1].bias.zero_()
             lo, hi = math.log(min_std), math.log(max_std)
             self.affine[-1].bias[self.target_dim :] = math.log(-lo / hi)  # logit of the unit scale's position
-        self.obs_normalizer = RunningNormalizer(obs_dim)
-        self.target_normalizer = RunningNormalizer(self.target_dim)
-
-    def _condition(self, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
-        return th.cat([self.obs_normalizer.normalize(obs), actions], dim=-1)
 
     def _affine(self, cond: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         """Location and log-scale of the elementwise affine layer, ``(B, D)`` each."""
@@ -330,7 +364,7 @@ class RealNVPWorldModel(nn.Module):
 
     def log_prob(self, obs: th.Tensor, actions: th.Tensor, next_obs: th.Tensor, rewards: th.Tensor) -> th.Tensor:
         """Log-density ``(B,)`` of the normalised target ``(Delta s, r)`` given ``(s, a)``."""
-        target = self.target_normalizer.normalize(th.cat([next_obs - obs, rewards.reshape(-1, 1)], dim=-1))
+        target = self._targets(obs, next_obs, rewards)
         base, log_det = self.inverse(target.unsqueeze(1), obs, actions)
         base_log_prob = -0.5 * base.pow(2).sum(-1) - 0.5 * self.target_dim * math.log(2 * math.pi)
         return (base_log_prob + log_det).squeeze(1)
@@ -346,23 +380,10 @@ class RealNVPWorldModel(nn.Module):
         :return: the loss (a scalar tensor) and its logged parts ``{"nll"}``
         """
         if update_normalizers:
-            self.obs_normalizer.update(obs)
-            self.target_normalizer.update(th.cat([next_obs - obs, rewards.reshape(-1, 1)], dim=-1))
+            self._targets(obs, next_obs, rewards, update_normalizers=True)
         nll = -self.log_prob(obs, actions, next_obs, rewards).mean()
         return nll, {"nll": nll.item()}
 
-    def sample(
-        self, obs: th.Tensor, actions: th.Tensor, n_samples: int = 1, noise: th.Tensor | None = None
-    ) -> tuple[th.Tensor, th.Tensor]:
-        """
-        Reparameterised samples of the next observation and reward, differentiable in ``obs`` and ``actions``.
-
-        :param obs: ``(B, S)``; ``actions``: ``(B, A)``
-        :param n_samples: draws per ``(s, a)``
-        :param noise: optional base draws ``(B, n_samples, latent_dim)`` (fixed noise for tests and targets)
-        :return: next observations ``(B, n, S)`` and rewards ``(B, n)``
-        """
-        if noise is None:
-            noise = th.randn(obs.shape[0], n_samples, self.latent_dim, dtype=obs.dtype, device=obs.device)
-        out = self.target_normalizer.denormalize(self._generate(noise, obs, actions, with_log_det=False)[0])  # (B, n, S + 1)
-        return obs.unsqueeze(1) + out[..., : self.obs_dim], out[..., self.obs_dim]
+    def _sample_normalized(self, noise: th.Tensor, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
+        """The flow's forward map of the base draws ``noise``."""
+        return self._generate(noise, obs, actions, with_log_det=False)[0]
