@@ -121,14 +121,12 @@ def sobolev_td_targets(
         xi = th.zeros_like(xi)
     not_done = (1.0 - dones.reshape(batch, 1, 1)).float()
 
-    def target_fn(act: th.Tensor, flat_obs: th.Tensor = flat_obs) -> th.Tensor:
+    def target_fn(act: th.Tensor) -> th.Tensor:
         next_obs, rewards = world_model.sample(flat_obs, act, n_model_draws, noise=model_noise)  # (B, M, S), (B, M)
         next_obs = unflatten_obs(observation_space, next_obs.reshape(batch * n_model_draws, -1))
         next_actions = (actor_target(next_obs) + smoothing).clamp(-1.0, 1.0)
         z = critic_target(next_obs, next_actions, xi)  # (B * M, K, per_draw)
-        z = z.reshape(batch, n_model_draws, n_critics, per_draw).transpose(1, 2).reshape(batch, n_critics, n_samples)
-        r = rewards.unsqueeze(1).unsqueeze(-1).expand(batch, n_critics, n_model_draws, per_draw).reshape(batch, n_critics, -1)
-        return r + gamma * not_done * z
+        return _rewards_in_sample_order(rewards, n_critics, per_draw) + gamma * not_done * _critic_in_sample_order(z, batch)
 
     with th.no_grad():
         if sobolev_inputs == "action":
@@ -138,14 +136,23 @@ def sobolev_td_targets(
         r, r_grad, z, grads = _full_sobolev_parts(
             world_model, actor_target, critic_target, observation_space, flat_obs, actions.detach(), model_noise, smoothing, xi
         )
-    # (B * M, K, per_draw[, D]) -> (B, K, N[, D]) in target_fn's sample order; rewards (B, M[, D]) likewise.
-    dim = grads.shape[-1]
-    z = z.reshape(batch, n_model_draws, n_critics, per_draw).transpose(1, 2).reshape(batch, n_critics, n_samples)
-    grads = grads.reshape(batch, n_model_draws, n_critics, per_draw, dim).transpose(1, 2)
-    grads = grads.reshape(batch, n_critics, n_samples, dim)
-    r = r.unsqueeze(1).unsqueeze(-1).expand(batch, n_critics, n_model_draws, per_draw).reshape(batch, n_critics, -1)
-    r_grad = r_grad.unsqueeze(1).unsqueeze(3).expand(batch, n_critics, n_model_draws, per_draw, dim)
-    return r + gamma * not_done * z, r_grad.reshape(batch, n_critics, n_samples, dim) + gamma * not_done.unsqueeze(-1) * grads
+    y = _rewards_in_sample_order(r, n_critics, per_draw) + gamma * not_done * _critic_in_sample_order(z, batch)
+    grads = _critic_in_sample_order(grads, batch)
+    return y, _rewards_in_sample_order(r_grad, n_critics, per_draw) + gamma * not_done.unsqueeze(-1) * grads
+
+
+def _critic_in_sample_order(x: th.Tensor, batch: int) -> th.Tensor:
+    """Target-critic values ``(B * M, K, P, ...)`` as ``(B, K, M * P, ...)``: per critic, model draw after draw."""
+    _, n_critics, per_draw, *rest = x.shape
+    x = x.reshape(batch, -1, n_critics, per_draw, *rest).transpose(1, 2)
+    return x.reshape(batch, n_critics, -1, *rest)
+
+
+def _rewards_in_sample_order(r: th.Tensor, n_critics: int, per_draw: int) -> th.Tensor:
+    """Per-draw model values ``(B, M, ...)`` repeated for each critic and critic draw: ``(B, K, M * P, ...)``."""
+    batch, n_draws, *rest = r.shape
+    r = r.unsqueeze(1).unsqueeze(3).expand(batch, n_critics, n_draws, per_draw, *rest)
+    return r.reshape(batch, n_critics, n_draws * per_draw, *rest)
 
 
 def per_row_jacobian_reverse(fn: Callable[[th.Tensor], th.Tensor], inputs: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
