@@ -40,34 +40,17 @@ def run(env_id: str, variant: str, seed: int, timesteps: int, eval_episodes: int
     """Train one variant on one env with one seed (in a worker process, one torch thread) and evaluate it."""
     import gymnasium as gym
     import torch as th
+    from quickstart import small_settings
     from stable_baselines3.common.evaluation import evaluate_policy
-    from stable_baselines3.common.noise import NormalActionNoise
 
     from sb3_dsdpg import DSDPG
 
     th.set_num_threads(1)
     env = gym.make(env_id, **ENVS[env_id])
-    action_dim = env.action_space.shape[0]
-    kwargs = dict(VARIANTS[variant])
-    world_model_kwargs = (
-        dict(hidden_arch=[64, 64])
-        if kwargs.get("world_model") == "realnvp"
-        else dict(encoder_arch=[64, 64], decoder_arch=[64, 64], prior_arch=[64, 64])
-    )
-    model = DSDPG(
-        "MlpPolicy",
-        env,
-        learning_rate=1e-3,
-        gamma=0.98,
-        batch_size=128,
-        learning_starts=1000,
-        buffer_size=200_000,
-        action_noise=NormalActionNoise(np.zeros(action_dim), 0.1 * np.ones(action_dim)),
-        policy_kwargs=dict(net_arch=[64, 64]),
-        world_model_kwargs=world_model_kwargs,
-        seed=seed,
-        **kwargs,
-    )
+    settings = small_settings(env.action_space.shape[0])
+    if VARIANTS[variant].get("world_model") == "realnvp":
+        settings["world_model_kwargs"] = dict(hidden_arch=[64, 64])
+    model = DSDPG("MlpPolicy", env, buffer_size=200_000, seed=seed, **settings, **VARIANTS[variant])
     start = time.time()
     model.learn(timesteps)
     seconds = time.time() - start

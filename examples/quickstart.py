@@ -16,6 +16,22 @@ from stable_baselines3.common.noise import NormalActionNoise
 from sb3_dsdpg import DSDPG
 
 
+def small_settings(action_dim: int) -> dict:
+    """
+    The quickstart's DSDPG arguments (also used by ``ablations.py``): 64x64 actor, critics and world model, batch
+    128, learning rate 1e-3, gamma 0.98, normal action noise 0.1, 1000 random steps before learning.
+    """
+    return dict(
+        learning_rate=1e-3,
+        gamma=0.98,
+        batch_size=128,
+        learning_starts=1000,
+        action_noise=NormalActionNoise(np.zeros(action_dim), 0.1 * np.ones(action_dim)),
+        policy_kwargs=dict(net_arch=[64, 64]),
+        world_model_kwargs=dict(encoder_arch=[64, 64], decoder_arch=[64, 64], prior_arch=[64, 64]),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--timesteps", type=int, default=6000)
@@ -25,19 +41,7 @@ def main() -> None:
     th.set_num_threads(args.threads)
 
     env = gym.make("Pendulum-v1")
-    model = DSDPG(
-        "MlpPolicy",
-        env,
-        learning_rate=1e-3,
-        gamma=0.98,
-        batch_size=128,
-        learning_starts=1000,
-        action_noise=NormalActionNoise(np.zeros(1), 0.1 * np.ones(1)),
-        policy_kwargs=dict(net_arch=[64, 64]),
-        world_model_kwargs=dict(encoder_arch=[64, 64], decoder_arch=[64, 64], prior_arch=[64, 64]),
-        seed=args.seed,
-        verbose=0,
-    )
+    model = DSDPG("MlpPolicy", env, seed=args.seed, verbose=0, **small_settings(env.action_space.shape[0]))
     random_return = evaluate_policy(model, Monitor(gym.make("Pendulum-v1")), n_eval_episodes=5, deterministic=True)[0]
     start = time.time()
     model.learn(args.timesteps, progress_bar=True)
