@@ -364,7 +364,9 @@ class RealNVPWorldModel(WorldModel):
 
     def log_prob(self, obs: th.Tensor, actions: th.Tensor, next_obs: th.Tensor, rewards: th.Tensor) -> th.Tensor:
         """Log-density ``(B,)`` of the normalised target ``(Delta s, r)`` given ``(s, a)``."""
-        target = self._targets(obs, next_obs, rewards)
+        return self._log_prob_normalized(self._targets(obs, next_obs, rewards), obs, actions)
+
+    def _log_prob_normalized(self, target: th.Tensor, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
         base, log_det = self.inverse(target.unsqueeze(1), obs, actions)
         base_log_prob = -0.5 * base.pow(2).sum(-1) - 0.5 * self.target_dim * math.log(2 * math.pi)
         return (base_log_prob + log_det).squeeze(1)
@@ -379,9 +381,8 @@ class RealNVPWorldModel(WorldModel):
         :param update_normalizers: merge this batch into the running statistics first
         :return: the loss (a scalar tensor) and its logged parts ``{"nll"}``
         """
-        if update_normalizers:
-            self._targets(obs, next_obs, rewards, update_normalizers=True)
-        nll = -self.log_prob(obs, actions, next_obs, rewards).mean()
+        target = self._targets(obs, next_obs, rewards, update_normalizers)
+        nll = -self._log_prob_normalized(target, obs, actions).mean()
         return nll, {"nll": nll.item()}
 
     def _sample_normalized(self, noise: th.Tensor, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
