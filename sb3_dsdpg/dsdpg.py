@@ -6,6 +6,7 @@ world model's place in saving, and ``train()``: world-model step, Sobolev TD tar
 actor step and Polyak updates.
 """
 
+import math
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -15,7 +16,7 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, ReplayBufferSamples, Schedule
 from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
 
 from sb3_dsdpg.losses import KERNELS, max_sliced_mmd2, mmd2, sobolev_huber_loss
@@ -90,6 +91,14 @@ class DSDPG(OffPolicyAlgorithm):
     :param sobolev_inputs: ``"action"``: gradients with respect to the action only; ``"state_action"``: full
         Sobolev samples ``(z, dz/ds, dz/da)`` with ``s`` the flat observation (needs a Box observation space and
         the FlattenExtractor)
+    :param sobolev_directions: ``None``: the gradient part of a joint sample is the full gradient (``|A|`` numbers, or
+        ``|S| + |A|`` with ``sobolev_inputs="state_action"``; the paper's estimator, costing that many tangent passes);
+        an int ``k``: ``k`` directional derivatives ``u_j . dz/dx`` along random directions drawn afresh for every
+        batch row and update, the same for the row's online and target samples (stochastic Sobolev training,
+        Czarnecki et al. 2017; the projections over all directions fix the joint law, so the fixed point is the
+        same). Each ``u_j`` is uniform on the sphere of radius ``sqrt(d / k)`` (``d`` the differentiated size), so
+        that ``E ||(u_j . g)_j||^2 = ||g||^2``: the gradient part weighs against the return in the kernel as the
+        full gradient does. ``k`` must be in ``[1, d]``
     :param mage_gradient_weight: weight of the gradient term in the deterministic-Sobolev loss (MAGE: 5)
     :param huber_delta: Huber threshold of the deterministic-Sobolev loss (ours: 1)
     :param stats_window_size: window of the rollout statistics
@@ -146,6 +155,7 @@ class DSDPG(OffPolicyAlgorithm):
         world_model_learning_rate: float = 3e-4,
         world_model_gradient_steps: int = 1,
         sobolev_inputs: str = "action",
+        sobolev_directions: int | None = None,
         mage_gradient_weight: float = 5.0,
         huber_delta: float = 1.0,
         stats_window_size: int = 100,
@@ -200,6 +210,7 @@ class DSDPG(OffPolicyAlgorithm):
         self.world_model_learning_rate = world_model_learning_rate
         self.world_model_gradient_steps = world_model_gradient_steps
         self.sobolev_inputs = sobolev_inputs
+        self.sobolev_directions = sobolev_directions
         self.mage_gradient_weight = mage_gradient_weight
         self.huber_delta = huber_delta
         self.world_model = None
@@ -242,6 +253,14 @@ class DSDPG(OffPolicyAlgorithm):
                 f"top_samples_to_drop_per_critic must be in [0, n_samples) = [0, {n_samples}) so that target samples remain, "
                 f"got {self.top_samples_to_drop_per_critic}."
             )
+        k = self.sobolev_directions
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1):
+            fail(
+                "sobolev_directions must be None (the full gradient) or a positive int k (k random directional "
+                f"derivatives per batch row), got {k!r}."
+            )
+        if k is not None and not self.sobolev:
+            fail("sobolev_directions needs sobolev=True (the return-only baseline learns no gradients): leave it None.")
         for name in ("n_slice_candidates", "n_slice_steps"):
             if getattr(self, name) < 0:
                 fail(f"{name} must be >= 0, got {getattr(self, name)}.")
@@ -252,6 +271,12 @@ class DSDPG(OffPolicyAlgorithm):
             )
 
     def _setup_model(self) -> None:
+        if self.sobolev_directions is not None and self.sobolev_directions > self._sobolev_dim():
+            raise ValueError(
+                f"sobolev_directions must be None or an int in [1, {self._sobolev_dim()}] (the size of the differentiated "
+                f"input with sobolev_inputs={self.sobolev_inputs!r}), got {self.sobolev_directions}: more directions than "
+                "that cost more than the full gradient (None)."
+            )
         super()._setup_model()
         self._create_aliases()
         self.actor_batch_norm_stats = get_parameters_by_name(self.actor, ["running_"])
@@ -266,6 +291,24 @@ class DSDPG(OffPolicyAlgorithm):
                 spaces.flatdim(self.observation_space), self.critic.action_dim, **self.world_model_kwargs
             ).to(self.device)
             self.world_model.optimizer = th.optim.Adam(self.world_model.parameters(), lr=self.world_model_learning_rate)
+
+    def _sobolev_dim(self) -> int:
+        """Size of the input the gradient part of a joint sample differentiates: ``A``, or ``S + A`` for state_action."""
+        action_dim = spaces.flatdim(self.action_space)
+        return action_dim + (spaces.flatdim(self.observation_space) if self.sobolev_inputs == "state_action" else 0)
+
+    def sample_directions(self, batch_size: int) -> th.Tensor | None:
+        """
+        Fresh directions ``(B, k, d)`` for directional Sobolev samples, or None for the full gradient.
+
+        Each is uniform on the sphere of radius ``sqrt(d / k)``, so that the ``k`` directional derivatives of a
+        gradient ``g`` have ``E sum_j (u_j . g)^2 = ||g||^2``.
+        """
+        if self.sobolev_directions is None or not self.sobolev:
+            return None
+        dim, k = self._sobolev_dim(), self.sobolev_directions
+        u = th.randn(batch_size, k, dim, device=self.device)
+        return u * (math.sqrt(dim / k) / u.norm(dim=-1, keepdim=True).clamp_min(1e-12))
 
     def _create_aliases(self) -> None:
         self.actor = self.policy.actor
@@ -295,14 +338,120 @@ class DSDPG(OffPolicyAlgorithm):
         return dist.reshape(batch, n_critics).mean(dim=0).sum()  # type: ignore[union-attr]
 
     def _online_sobolev_samples(
-        self, obs: th.Tensor, actions: th.Tensor, noise: th.Tensor
+        self, obs: PyTorchObs, actions: th.Tensor, noise: th.Tensor, directions: th.Tensor | None = None
     ) -> tuple[th.Tensor, th.Tensor, list[th.Tensor]]:
-        """Online critic samples ``z``, ``dz/da`` and, for ``sobolev_inputs="state_action"``, ``[dz/ds]`` (else ``[]``)."""
+        """
+        Online critic samples ``z``, their gradient part and, for ``sobolev_inputs="state_action"`` with the full
+        gradient, ``[dz/ds]`` (else ``[]``). The gradient part is ``dz/da``, or the directional derivatives
+        ``(u_j . dz/dx)_j`` when ``directions`` are given.
+        """
+        if directions is not None:
+            z, grad = self.critic.forward_with_directional_grad(obs, actions, noise, directions)
+            return z, grad, []
         if self.sobolev_inputs == "state_action":
             z, state_grad, grad = self.critic.forward_with_state_action_grad(obs, actions, noise)
             return z, grad, [state_grad]
         z, grad = self.critic.forward_with_action_grad(obs, actions, noise)
         return z, grad, []
+
+    def _td_targets(
+        self, data: ReplayBufferSamples, discount: float | th.Tensor, directions: th.Tensor | None
+    ) -> tuple[th.Tensor, th.Tensor | None]:
+        """Target samples ``y`` ``(B, K, N)`` and their gradient part (None for the return-only baseline)."""
+        if not self.sobolev:
+            y = return_td_targets(
+                self.actor_target,
+                self.critic_target,
+                data.next_observations,
+                data.rewards,
+                data.dones,
+                discount,  # type: ignore[arg-type]
+                self.n_samples,
+                self.target_policy_noise,
+                self.target_noise_clip,
+            )
+            return y, None
+        assert self.world_model is not None
+        return sobolev_td_targets(
+            self.world_model,
+            self.actor_target,
+            self.critic_target,
+            self.observation_space,
+            data.observations,
+            data.actions,
+            data.dones,
+            discount,  # type: ignore[arg-type]
+            self.n_samples,
+            self.n_target_model_draws,
+            self.target_policy_noise,
+            self.target_noise_clip,
+            deterministic_critic=not self.distributional,
+            sobolev_inputs=self.sobolev_inputs,
+            directions=directions,
+        )
+
+    def _critic_loss(
+        self, data: ReplayBufferSamples, discount: float | th.Tensor, directions: th.Tensor | None = None
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None, list[th.Tensor]]:
+        """
+        The critic's loss on a batch: targets, online samples at the same directions, and the distance between them.
+
+        :return: the loss, the online returns ``z`` and their gradient parts (as :meth:`_online_sobolev_samples`)
+        """
+        y, grads = self._td_targets(data, discount, directions)
+        batch_size = y.shape[0]
+        if not self.distributional:
+            # Deterministic Sobolev (MAGE): the smallest target of the critics, with its gradient.
+            idx = y[..., 0].argmin(dim=1)  # (B,)
+            rows = th.arange(batch_size, device=y.device)
+            y_min, g_min = y[rows, idx, 0], grads[rows, idx, 0]  # type: ignore[index]
+            noise = th.zeros(batch_size, self.critic.n_critics, 1, self.critic.noise_dim, device=self.device)
+            z, z_grad, z_state_grad = self._online_sobolev_samples(data.observations, data.actions, noise, directions)
+            grads_k = th.cat([*z_state_grad, z_grad], dim=-1)[:, :, 0]  # (B, K, A), state_action: (dz/ds, dz/da)
+            loss = sum(
+                sobolev_huber_loss(z[:, k, 0], grads_k[:, k], y_min, g_min, self.huber_delta, self.mage_gradient_weight)
+                for k in range(self.critic.n_critics)
+            )
+            return loss, z, z_grad, z_state_grad  # type: ignore[return-value]
+        n_drop = self.top_samples_to_drop_per_critic * self.critic.n_critics
+        target = truncate_pooled(y, grads, n_drop)  # (B, K * N - n_drop, 1 + gradient part)
+        noise = self.critic.sample_noise(batch_size, self.n_samples)
+        if self.sobolev:
+            z, z_grad, z_state_grad = self._online_sobolev_samples(data.observations, data.actions, noise, directions)
+            online = th.cat([z.unsqueeze(-1), *z_state_grad, z_grad], dim=-1)  # (B, K, N, 1 + gradient part)
+        else:
+            z, z_grad, z_state_grad = self.critic(data.observations, data.actions, noise), None, []
+            online = z.unsqueeze(-1)
+        return self._distribution_loss(online, target), z, z_grad, z_state_grad
+
+    def _world_model_step(self, data: ReplayBufferSamples, logs: dict[str, list[float]]) -> None:
+        """``world_model_gradient_steps`` updates of the world model's own objective on the replay batch."""
+        assert self.world_model is not None
+        obs_flat = flatten_obs(self.observation_space, data.observations)
+        next_flat = flatten_obs(self.observation_space, data.next_observations)
+        for _ in range(self.world_model_gradient_steps):
+            wm_loss, parts = self.world_model.loss(obs_flat, data.actions, next_flat, data.rewards)
+            logs["world_model_loss"].append(self._check_finite(wm_loss, "world-model loss", self._n_updates))
+            for part, value in parts.items():  # cVAE: recon, kl; RealNVP: nll
+                logs.setdefault(f"world_model_{part}", []).append(value)
+            self.world_model.optimizer.zero_grad()
+            wm_loss.backward()
+            self.world_model.optimizer.step()
+
+    def _actor_step(self, data: ReplayBufferSamples, logs: dict[str, list[float]]) -> None:
+        """Ascend the expected return, averaged over critics and samples; then the Polyak updates."""
+        actor_noise = self.critic.sample_noise(data.actions.shape[0], self.n_samples)
+        if not self.distributional:
+            actor_noise = th.zeros_like(actor_noise)
+        actor_loss = -self.critic(data.observations, self.actor(data.observations), actor_noise).mean()
+        logs["actor_loss"].append(self._check_finite(actor_loss, "actor loss", self._n_updates))
+        self.actor.optimizer.zero_grad()
+        actor_loss.backward()
+        self.actor.optimizer.step()
+        polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+        polyak_update(self.actor.parameters(), self.actor_target.parameters(), self.tau)
+        polyak_update(self.critic_batch_norm_stats, self.critic_batch_norm_stats_target, 1.0)
+        polyak_update(self.actor_batch_norm_stats, self.actor_batch_norm_stats_target, 1.0)
 
     def train(self, gradient_steps: int, batch_size: int = 256) -> None:
         self.policy.set_training_mode(True)
@@ -320,105 +469,31 @@ class DSDPG(OffPolicyAlgorithm):
                 "grad_norm_mean",
             )
         }
-        n_drop = self.top_samples_to_drop_per_critic * self.critic.n_critics
 
         for _ in range(gradient_steps):
             self._n_updates += 1
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             discount = self.gamma if data.discounts is None else data.discounts
 
-            # 1. World model: ELBO on the replay batch.
+            # 1. World model: its own objective on the replay batch.
             if self.world_model is not None:
-                obs_flat = flatten_obs(self.observation_space, data.observations)
-                next_flat = flatten_obs(self.observation_space, data.next_observations)
-                for _ in range(self.world_model_gradient_steps):
-                    wm_loss, parts = self.world_model.loss(obs_flat, data.actions, next_flat, data.rewards)
-                    logs["world_model_loss"].append(self._check_finite(wm_loss, "world-model loss", self._n_updates))
-                    for part, value in parts.items():  # cVAE: recon, kl; RealNVP: nll
-                        logs.setdefault(f"world_model_{part}", []).append(value)
-                    self.world_model.optimizer.zero_grad()
-                    wm_loss.backward()
-                    self.world_model.optimizer.step()
+                self._world_model_step(data, logs)
 
-            # 2. Targets: Sobolev samples through the world model, or return samples from real transitions.
-            if self.sobolev:
-                y, grads = sobolev_td_targets(
-                    self.world_model,  # type: ignore[arg-type]
-                    self.actor_target,
-                    self.critic_target,
-                    self.observation_space,
-                    data.observations,
-                    data.actions,
-                    data.dones,
-                    discount,  # type: ignore[arg-type]
-                    self.n_samples,
-                    self.n_target_model_draws,
-                    self.target_policy_noise,
-                    self.target_noise_clip,
-                    deterministic_critic=not self.distributional,
-                    sobolev_inputs=self.sobolev_inputs,
-                )
-            else:
-                y = return_td_targets(
-                    self.actor_target,
-                    self.critic_target,
-                    data.next_observations,
-                    data.rewards,
-                    data.dones,
-                    discount,  # type: ignore[arg-type]
-                    self.n_samples,
-                    self.target_policy_noise,
-                    self.target_noise_clip,
-                )
-                grads = None
-
-            # 3. Critic step.
-            if self.distributional:
-                target = truncate_pooled(y, grads, n_drop)  # (B, K * N - n_drop, 1 + A), state_action: 1 + S + A
-                noise = self.critic.sample_noise(batch_size, self.n_samples)
-                if self.sobolev:
-                    z, z_grad, z_state_grad = self._online_sobolev_samples(data.observations, data.actions, noise)
-                    online = th.cat([z.unsqueeze(-1), *z_state_grad, z_grad], dim=-1)  # (B, K, N, 1 [+ S] + A)
-                else:
-                    z, z_grad, z_state_grad = self.critic(data.observations, data.actions, noise), None, []
-                    online = z.unsqueeze(-1)
-                critic_loss = self._distribution_loss(online, target)
-            else:
-                # Deterministic Sobolev (MAGE): the smallest target of the critics, with its gradient.
-                idx = y[..., 0].argmin(dim=1)  # (B,)
-                rows = th.arange(batch_size, device=y.device)
-                y_min, g_min = y[rows, idx, 0], grads[rows, idx, 0]  # type: ignore[index]
-                noise = th.zeros(batch_size, self.critic.n_critics, 1, self.critic.noise_dim, device=self.device)
-                z, z_grad, z_state_grad = self._online_sobolev_samples(data.observations, data.actions, noise)
-                grads_k = th.cat([*z_state_grad, z_grad], dim=-1)[:, :, 0]  # (B, K, A), state_action: (dz/ds, dz/da)
-                critic_loss = sum(
-                    sobolev_huber_loss(z[:, k, 0], grads_k[:, k], y_min, g_min, self.huber_delta, self.mage_gradient_weight)
-                    for k in range(self.critic.n_critics)
-                )
-            logs["critic_loss"].append(self._check_finite(critic_loss, "critic loss", self._n_updates))  # type: ignore[arg-type]
+            # 2-3. Targets (Sobolev samples through the world model, or returns from real transitions) and critic step.
+            critic_loss, z, z_grad, z_state_grad = self._critic_loss(data, discount, self.sample_directions(batch_size))
+            logs["critic_loss"].append(self._check_finite(critic_loss, "critic loss", self._n_updates))
             logs["return_mean"].append(z.mean().item())
             if z_grad is not None:
                 logs["grad_norm_mean"].append(z_grad.norm(dim=-1).mean().item())
                 if z_state_grad:
                     logs.setdefault("state_grad_norm_mean", []).append(z_state_grad[0].norm(dim=-1).mean().item())
             self.critic.optimizer.zero_grad()
-            critic_loss.backward()  # type: ignore[union-attr]
+            critic_loss.backward()
             self.critic.optimizer.step()
 
-            # 4. Delayed actor step: ascend the expected return, averaged over critics and samples.
+            # 4. Delayed actor step and target updates.
             if self._n_updates % self.policy_delay == 0:
-                actor_noise = self.critic.sample_noise(batch_size, self.n_samples)
-                if not self.distributional:
-                    actor_noise = th.zeros_like(actor_noise)
-                actor_loss = -self.critic(data.observations, self.actor(data.observations), actor_noise).mean()
-                logs["actor_loss"].append(self._check_finite(actor_loss, "actor loss", self._n_updates))
-                self.actor.optimizer.zero_grad()
-                actor_loss.backward()
-                self.actor.optimizer.step()
-                polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
-                polyak_update(self.actor.parameters(), self.actor_target.parameters(), self.tau)
-                polyak_update(self.critic_batch_norm_stats, self.critic_batch_norm_stats_target, 1.0)
-                polyak_update(self.actor_batch_norm_stats, self.actor_batch_norm_stats_target, 1.0)
+                self._actor_step(data, logs)
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         for key, values in logs.items():

@@ -93,20 +93,30 @@ class FactorizedSampleNet(nn.Module):
         self.head = nn.Linear(last, 1)
 
     def psi(
-        self, features: th.Tensor, actions: th.Tensor, with_jacobian: bool, wrt_features: bool = False
+        self,
+        features: th.Tensor,
+        actions: th.Tensor,
+        with_jacobian: bool,
+        wrt_features: bool = False,
+        directions: th.Tensor | None = None,
     ) -> tuple[th.Tensor, th.Tensor | None]:
         """
         ``psi(f, a)`` ``(B, H)`` and, if asked, its Jacobian in ``a`` laid out as ``(B, A, H)``, or with
-        ``wrt_features`` in ``(f, a)`` laid out as ``(B, F + A, H)``.
+        ``wrt_features`` in ``(f, a)`` laid out as ``(B, F + A, H)``; with ``directions`` ``(B, k, A)`` (or
+        ``(B, k, F + A)``) only the ``k`` directional derivatives ``(B, k, H)`` are carried.
         """
         h = th.cat([features, actions], dim=-1)
         jac = None
         first_input = 0 if wrt_features else self.features_dim
         for i, layer in enumerate(self.psi_layers):
             pre = layer(h)
-            if with_jacobian:
-                # Tangents of the differentiated inputs: the first layer's columns of them, then through each layer.
-                jac = layer.weight[:, first_input:].T.unsqueeze(0) if i == 0 else jac @ layer.weight.T
+            if with_jacobian and i == 0:
+                # Tangents of the differentiated inputs: the first layer's columns of them (or those columns applied
+                # to each row's directions), then through each layer.
+                first = layer.weight[:, first_input:]
+                jac = first.T.unsqueeze(0) if directions is None else directions @ first.T
+            elif with_jacobian:
+                jac = jac @ layer.weight.T
             h, deriv = _activation_and_derivative(self.activation, pre)
             if with_jacobian:
                 jac = deriv.unsqueeze(1) * jac
@@ -129,22 +139,30 @@ class FactorizedSampleNet(nn.Module):
         return h, vec @ self.psi_layers[0].weight
 
     def forward(
-        self, features: th.Tensor, actions: th.Tensor, noise: th.Tensor, with_grad: bool = False, wrt_features: bool = False
+        self,
+        features: th.Tensor,
+        actions: th.Tensor,
+        noise: th.Tensor,
+        with_grad: bool = False,
+        wrt_features: bool = False,
+        directions: th.Tensor | None = None,
     ) -> tuple[th.Tensor, th.Tensor | None]:
         """
         :param features: ``(B, F)``; ``actions``: ``(B, A)``; ``noise``: ``(B, N, k)``, or ``(1, N, k)`` shared by the batch
         :param wrt_features: with ``with_grad``, differentiate in ``(f, a)`` instead of ``a`` alone
+        :param directions: with ``with_grad``, ``(B, k, A)`` (``(B, k, F + A)`` with ``wrt_features``): return the
+            directional derivatives ``u_j . dz/da`` instead of the full gradient (``k`` tangents instead of ``A``)
         :return: ``z`` ``(B, N)`` and, with ``with_grad``, ``dz/da`` ``(B, N, A)`` (with ``wrt_features``:
-            ``dz/d(f, a)`` ``(B, N, F + A)``)
+            ``dz/d(f, a)`` ``(B, N, F + A)``; with ``directions``: ``(B, N, k)``)
         """
         coef = self.head.weight.squeeze(0) * (1.0 + self.phi(noise))  # (B or 1, N, H)
         shared = coef.shape[0] == 1
-        if with_grad and wrt_features and noise.shape[1] < features.shape[-1] + actions.shape[-1]:
+        if with_grad and wrt_features and directions is None and noise.shape[1] < features.shape[-1] + actions.shape[-1]:
             # Fewer samples than inputs: reverse mode is the cheaper way to the same gradient.
             psi, grad = self._psi_and_input_vjp(features, actions, coef)
             z = psi @ coef[0].T if shared else th.einsum("bh,bnh->bn", psi, coef)
             return z + self.head.bias, grad
-        psi, jac = self.psi(features, actions, with_grad, wrt_features)
+        psi, jac = self.psi(features, actions, with_grad, wrt_features, directions)
         if shared:
             # Noise shared across the batch: plain matrix products with the (N, H) coefficients.
             z = psi @ coef[0].T + self.head.bias
@@ -269,6 +287,37 @@ class GenerativeCritic(BaseModel):
                 zs.append(z)
                 grads.append(grad)
         return th.stack(zs, dim=1), th.stack(grads, dim=1)
+
+    def forward_with_directional_grad(
+        self, obs: PyTorchObs, actions: th.Tensor, noise: th.Tensor, directions: th.Tensor, create_graph: bool = True
+    ) -> tuple[th.Tensor, th.Tensor]:
+        """
+        Directional Sobolev samples: returns and their derivatives along ``k`` directions per batch row.
+
+        The factorized critic carries ``k`` tangents through ``psi`` instead of the full Jacobian; the concat
+        critic takes its full input gradient by autograd and projects it (no saving there).
+
+        :param directions: ``(B, k, A)`` for derivatives in the action, or ``(B, k, S + A)`` for derivatives in the
+            flat observation and the action (state part first; needs :meth:`check_state_gradient_support`)
+        :param create_graph: keep the derivatives differentiable in the parameters (training); concat only
+        :return: ``z`` ``(B, n_critics, N)`` and ``u_j . dz/dx`` ``(B, n_critics, N, k)``
+        """
+        wrt_state = directions.shape[-1] != self.action_dim
+        if wrt_state:
+            self.check_state_gradient_support()
+        if self.architecture == "factorized":
+            features = self._features(obs)
+            outputs = [
+                net(features, actions, noise[:, k], True, wrt_features=wrt_state, directions=directions)
+                for k, net in enumerate(self.nets)
+            ]
+            return th.stack([z for z, _ in outputs], dim=1), th.stack([g for _, g in outputs], dim=1)  # type: ignore[misc]
+        if wrt_state:
+            z, state_grad, action_grad = self.forward_with_state_action_grad(obs, actions, noise, create_graph)
+            grad = th.cat([state_grad, action_grad], dim=-1)
+        else:
+            z, grad = self.forward_with_action_grad(obs, actions, noise, create_graph)
+        return z, th.einsum("bknd,bjd->bknj", grad, directions)
 
     def check_state_gradient_support(self) -> None:
         """Raise a ValueError unless ``dz/ds`` in the flat observation is available (Box observations, FlattenExtractor)."""

@@ -55,7 +55,9 @@ def check_flattenable(observation_space: spaces.Space) -> None:
             )
 
 
-def per_row_jacobian(fn: Callable[[th.Tensor], th.Tensor], actions: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+def per_row_jacobian(
+    fn: Callable[[th.Tensor], th.Tensor], actions: th.Tensor, directions: th.Tensor | None = None
+) -> tuple[th.Tensor, th.Tensor]:
     """
     ``fn(actions)`` and its derivative in each row's own action, for a ``fn`` whose rows depend only on their action.
 
@@ -64,10 +66,15 @@ def per_row_jacobian(fn: Callable[[th.Tensor], th.Tensor], actions: th.Tensor) -
 
     :param fn: maps ``(B, A)`` to ``(B, ...)``, row ``b`` depending on ``actions[b]`` only; free of random draws
     :param actions: ``(B, A)``, the differentiated input
-    :return: value ``(B, ...)`` and Jacobian ``(B, ..., A)``
+    :param directions: ``(B, k, A)``: return the ``k`` directional derivatives of each row along its own
+        directions instead of the full Jacobian (``k`` tangents instead of ``A``)
+    :return: value ``(B, ...)`` and Jacobian ``(B, ..., A)`` (with ``directions``: ``(B, ..., k)``)
     """
-    action_dim = actions.shape[-1]
-    basis = th.eye(action_dim, dtype=actions.dtype, device=actions.device).unsqueeze(1).expand(-1, actions.shape[0], -1)
+    if directions is None:
+        action_dim = actions.shape[-1]
+        basis = th.eye(action_dim, dtype=actions.dtype, device=actions.device).unsqueeze(1).expand(-1, actions.shape[0], -1)
+    else:
+        basis = directions.transpose(0, 1).to(actions.dtype)  # (k, B, A)
 
     def directional(tangent: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         return jvp(fn, (actions,), (tangent,))
@@ -91,6 +98,7 @@ def sobolev_td_targets(
     target_noise_clip: float,
     deterministic_critic: bool = False,
     sobolev_inputs: str = "action",
+    directions: th.Tensor | None = None,
 ) -> tuple[th.Tensor, th.Tensor]:
     """
     Sobolev TD target samples and their action gradients, through the world model (no graph kept).
@@ -102,8 +110,11 @@ def sobolev_td_targets(
     :param deterministic_critic: use ``xi = 0`` (the deterministic-Sobolev baseline)
     :param sobolev_inputs: ``"action"``: ``G = dy/da``; ``"state_action"``: ``G = (dy/ds, dy/da)`` with ``s`` the
         flat observation, carried through the world model's Jacobian in ``s`` as well as in ``a``
+    :param directions: ``(B, k, A)`` (``"state_action"``: ``(B, k, S + A)``, state part first): return the
+        directional derivatives ``G_j = u_j . dy/dx`` along each row's ``k`` directions, by ``k`` forward
+        tangents through world model, target actor and target critic, instead of the full gradient
     :return: ``y`` ``(B, n_critics, n_samples)`` and ``G`` ``(B, n_critics, n_samples, A)`` (``"state_action"``:
-        ``(B, n_critics, n_samples, S + A)``, state part first)
+        ``(B, n_critics, n_samples, S + A)``, state part first; with ``directions``: ``(B, n_critics, n_samples, k)``)
     """
     if n_samples % n_model_draws != 0:
         raise ValueError(f"n_samples ({n_samples}) must be a multiple of n_target_model_draws ({n_model_draws}).")
@@ -121,18 +132,24 @@ def sobolev_td_targets(
         xi = th.zeros_like(xi)
     not_done = (1.0 - dones.reshape(batch, 1, 1)).float()
 
-    def target_fn(act: th.Tensor) -> th.Tensor:
-        next_obs, rewards = world_model.sample(flat_obs, act, n_model_draws, noise=model_noise)  # (B, M, S), (B, M)
+    def target_fn(act: th.Tensor, state: th.Tensor = flat_obs) -> th.Tensor:
+        next_obs, rewards = world_model.sample(state, act, n_model_draws, noise=model_noise)  # (B, M, S), (B, M)
         next_obs = unflatten_obs(observation_space, next_obs.reshape(batch * n_model_draws, -1))
         next_actions = (actor_target(next_obs) + smoothing).clamp(-1.0, 1.0)
         z = critic_target(next_obs, next_actions, xi)  # (B * M, K, per_draw)
         return _rewards_in_sample_order(rewards, n_critics, per_draw) + gamma * not_done * _critic_in_sample_order(z, batch)
 
+    if sobolev_inputs not in ("action", "state_action"):
+        raise ValueError(f"sobolev_inputs must be 'action' or 'state_action', got {sobolev_inputs!r}.")
     with th.no_grad():
         if sobolev_inputs == "action":
-            return per_row_jacobian(target_fn, actions.detach())
-        if sobolev_inputs != "state_action":
-            raise ValueError(f"sobolev_inputs must be 'action' or 'state_action', got {sobolev_inputs!r}.")
+            return per_row_jacobian(target_fn, actions.detach(), directions)
+        if directions is not None:
+            # k tangents over the flat (s, a) through everything: cheaper than the chain rule's S + A tangents.
+            obs_dim = flat_obs.shape[-1]
+            return per_row_jacobian(
+                lambda x: target_fn(x[:, obs_dim:], x[:, :obs_dim]), th.cat([flat_obs, actions.detach()], dim=-1), directions
+            )
         r, r_grad, z, grads = _full_sobolev_parts(
             world_model, actor_target, critic_target, observation_space, flat_obs, actions.detach(), model_noise, smoothing, xi
         )
