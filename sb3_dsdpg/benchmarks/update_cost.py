@@ -1,11 +1,17 @@
 """Milliseconds per gradient step of DSDPG against TD3 and TQC, measured in one process on the same shapes.
 
-Run ``python -m sb3_dsdpg.benchmarks.update_cost --threads 2``. Each algorithm gets a replay buffer filled with
-random transitions of the env's shapes (no simulation is timed), then ``train(gradient_steps, batch_size)`` is
-timed in interleaved rounds (so drift of the machine hits all algorithms alike); the median over rounds is
-reported with the ratios DSDPG/TD3 and DSDPG/TQC. TD3 and TQC use rl-zoo3's MuJoCo hyperparameters (TD3:
-400x300 ReLU networks; TQC: 256x256, 2 critics of 25 quantiles); DSDPG uses its defaults unless
-``--dsdpg-kwargs`` overrides them.
+Run ``python -m sb3_dsdpg.benchmarks.update_cost [--preset mujoco|quickstart] [--threads 2]``.
+
+- ``mujoco`` (default): HalfCheetah-v5 and Humanoid-v5 shapes, batch 256, every algorithm at its constructor
+  defaults (TD3: 400x300 ReLU; TQC: 256x256, 2 critics of 25 quantiles; DSDPG: 256x256 SiLU, cVAE 256x256).
+- ``quickstart``: Pendulum-v1 shapes at the quickstart's sizes: batch 128, 64x64 networks for all three (and
+  the world model), DSDPG at learning rate 1e-3.
+
+Each algorithm gets a replay buffer filled with random transitions of the env's shapes (no simulation is timed),
+then ``train(gradient_steps, batch_size)`` is timed in interleaved rounds (so drift of the machine hits all
+algorithms alike); the median over rounds is reported with the ratios to TD3 and TQC. Two DSDPG rows: its
+defaults, and the full gradient (``sobolev_directions=None``, the paper's estimator). ``--dsdpg-kwargs`` overrides
+arguments of both.
 """
 
 import argparse
@@ -23,6 +29,19 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from sb3_dsdpg.dsdpg import DSDPG
 
+PRESETS: dict[str, dict] = {
+    "mujoco": dict(envs=["HalfCheetah-v5", "Humanoid-v5"], batch_size=256, common={}, dsdpg={}),
+    "quickstart": dict(
+        envs=["Pendulum-v1"],
+        batch_size=128,
+        common=dict(policy_kwargs=dict(net_arch=[64, 64])),
+        dsdpg=dict(
+            learning_rate=1e-3, world_model_kwargs=dict(encoder_arch=[64, 64], decoder_arch=[64, 64], prior_arch=[64, 64])
+        ),
+    ),
+}
+FULL_GRADIENT = "DSDPG full gradient"
+
 
 def fill_buffer(model: OffPolicyAlgorithm, n: int, seed: int = 0) -> None:
     """Add ``n`` random transitions of the model's spaces to its replay buffer."""
@@ -35,13 +54,19 @@ def fill_buffer(model: OffPolicyAlgorithm, n: int, seed: int = 0) -> None:
         model.replay_buffer.add(obs, next_obs, action, rng.standard_normal(1), np.zeros(1), [{}])  # type: ignore[union-attr]
 
 
-def build_models(env_id: str, batch_size: int, dsdpg_kwargs: dict, seed: int = 0) -> dict[str, OffPolicyAlgorithm]:
+def build_models(
+    env_id: str, batch_size: int, dsdpg_kwargs: dict, common_kwargs: dict | None = None, seed: int = 0
+) -> dict[str, OffPolicyAlgorithm]:
+    """TD3, TQC, DSDPG (defaults plus ``dsdpg_kwargs``) and DSDPG with the full gradient, buffers filled."""
     env = gym.make(env_id)
+    common = dict(batch_size=batch_size, seed=seed, **(common_kwargs or {}))
     models: dict[str, OffPolicyAlgorithm] = {
-        "DSDPG": DSDPG("MlpPolicy", env, batch_size=batch_size, seed=seed, **dsdpg_kwargs),
-        "TD3": TD3("MlpPolicy", env, batch_size=batch_size, seed=seed),
-        "TQC": TQC("MlpPolicy", env, batch_size=batch_size, seed=seed),
+        "TD3": TD3("MlpPolicy", env, **common),
+        "TQC": TQC("MlpPolicy", env, **common),
+        "DSDPG": DSDPG("MlpPolicy", env, **common, **dsdpg_kwargs),
     }
+    if models["DSDPG"].sobolev_directions is not None:  # type: ignore[attr-defined]
+        models[FULL_GRADIENT] = DSDPG("MlpPolicy", env, **common, **{**dsdpg_kwargs, "sobolev_directions": None})
     for model in models.values():
         model._setup_learn(10, progress_bar=False)  # a logger, so train() can record
         fill_buffer(model, 5 * batch_size, seed)
@@ -65,25 +90,33 @@ def measure(models: dict[str, OffPolicyAlgorithm], batch_size: int, steps: int, 
     return {name: statistics.median(values) for name, values in results.items()}
 
 
-def main(argv: list[str] | None = None) -> dict[str, float]:
+def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--env", default="HalfCheetah-v5", help="env whose observation and action shapes are used")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="mujoco", help="envs, batch size and network sizes")
+    parser.add_argument("--env", nargs="+", default=None, help="env ids whose shapes are used (default: the preset's)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the preset's")
     parser.add_argument("--steps", type=int, default=10, help="gradient steps per timed round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--dsdpg-kwargs", type=json.loads, default={}, help='JSON, e.g. \'{"loss": "mmd"}\'')
     args = parser.parse_args(argv)
+    preset = PRESETS[args.preset]
+    batch_size = args.batch_size or preset["batch_size"]
     th.set_num_threads(args.threads)
-    models = build_models(args.env, args.batch_size, args.dsdpg_kwargs)
-    ms = measure(models, args.batch_size, args.steps, args.rounds)
-    print(f"update cost on {args.env} shapes, batch {args.batch_size}, {args.threads} torch thread(s), torch {th.__version__}")
+    print(f"update cost, preset {args.preset}, batch {batch_size}, {args.threads} torch thread(s), torch {th.__version__}")
     if args.dsdpg_kwargs:
         print(f"DSDPG overrides: {args.dsdpg_kwargs}")
-    for name, value in ms.items():
-        print(f"  {name:6s} {value:8.1f} ms/step")
-    print(f"  ratio DSDPG/TD3 {ms['DSDPG'] / ms['TD3']:.2f}   DSDPG/TQC {ms['DSDPG'] / ms['TQC']:.2f}")
-    return ms
+    results = {}
+    for env_id in args.env or preset["envs"]:
+        models = build_models(env_id, batch_size, {**preset["dsdpg"], **args.dsdpg_kwargs}, preset["common"])
+        ms = measure(models, batch_size, args.steps, args.rounds)
+        directions = models["DSDPG"].sobolev_directions  # type: ignore[attr-defined]
+        print(f"{env_id} (|A| = {models['DSDPG'].action_space.shape[0]}), DSDPG sobolev_directions={directions}")
+        for name, value in ms.items():
+            ratios = f"   x{value / ms['TD3']:.2f} TD3   x{value / ms['TQC']:.2f} TQC" if name.startswith("DSDPG") else ""
+            print(f"  {name:20s} {value:8.1f} ms/step{ratios}")
+        results[env_id] = ms
+    return results
 
 
 if __name__ == "__main__":
