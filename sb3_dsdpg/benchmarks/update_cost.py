@@ -15,6 +15,7 @@ arguments of both.
 """
 
 import argparse
+import copy
 import json
 import statistics
 import time
@@ -59,14 +60,18 @@ def build_models(
 ) -> dict[str, OffPolicyAlgorithm]:
     """TD3, TQC, DSDPG (defaults plus ``dsdpg_kwargs``) and DSDPG with the full gradient, buffers filled."""
     env = gym.make(env_id)
-    common = dict(batch_size=batch_size, seed=seed, **(common_kwargs or {}))
+
+    def kwargs(extra: dict | None = None) -> dict:
+        # A fresh copy for each model: SB3 writes into the policy_kwargs it is given.
+        return copy.deepcopy(dict(batch_size=batch_size, seed=seed, **(common_kwargs or {}), **(extra or {})))
+
     models: dict[str, OffPolicyAlgorithm] = {
-        "TD3": TD3("MlpPolicy", env, **common),
-        "TQC": TQC("MlpPolicy", env, **common),
-        "DSDPG": DSDPG("MlpPolicy", env, **common, **dsdpg_kwargs),
+        "TD3": TD3("MlpPolicy", env, **kwargs()),
+        "TQC": TQC("MlpPolicy", env, **kwargs()),
+        "DSDPG": DSDPG("MlpPolicy", env, **kwargs(dsdpg_kwargs)),
     }
     if models["DSDPG"].sobolev_directions is not None:  # type: ignore[attr-defined]
-        models[FULL_GRADIENT] = DSDPG("MlpPolicy", env, **common, **{**dsdpg_kwargs, "sobolev_directions": None})
+        models[FULL_GRADIENT] = DSDPG("MlpPolicy", env, **kwargs({**dsdpg_kwargs, "sobolev_directions": None}))
     for model in models.values():
         model._setup_learn(10, progress_bar=False)  # a logger, so train() can record
         fill_buffer(model, 5 * batch_size, seed)
