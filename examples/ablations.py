@@ -11,6 +11,11 @@ training. Results go to ``<out>/ablation.csv`` (one row per run) and ``<out>/abl
 seeds, with the wall time per run), the figure to ``--figure`` (default ``docs/ablation.png``); finished runs are
 read back from the csv, so an interrupted sweep resumes. ``--save-models DIR`` keeps the trained models (for
 ``python -m sb3_dsdpg.diagnostics``).
+
+The parity check of the directional estimator (the full gradient against ``sobolev_directions=1``, same settings
+otherwise) is the same script with other ``--variants`` and ``--envs``, e.g. on ``sb3_dsdpg/Hopper-DynNoise-v5``
+(velocity noise 0.1) at 30000 steps: ``--envs sb3_dsdpg/Hopper-DynNoise-v5 --variants "sobolev_directions=None (full
+gradient)" sobolev_directions=1 --timesteps 30000 --out runs/directions --figure docs/directions_hopper.png``.
 """
 
 import argparse
@@ -28,11 +33,17 @@ VARIANTS: dict[str, dict] = {
     "loss=mmd": {"loss": "mmd"},
     "distributional=False (MAGE)": {"distributional": False},
     "sobolev=False (return-only)": {"sobolev": False},
+    # The two estimators of the gradient part of a joint sample, for the parity check of the directional one.
+    "sobolev_directions=None (full gradient)": {"sobolev_directions": None},
+    "sobolev_directions=1": {"sobolev_directions": 1},
 }
+ABLATION_VARIANTS = list(VARIANTS)[:6]
 ENVS: dict[str, dict] = {
     "sb3_dsdpg/Pendulum-DynNoise-v1": {},
     "sb3_dsdpg/PointMassBonus-v0": {"n_bonus": 4},
+    "sb3_dsdpg/Hopper-DynNoise-v5": {},
 }
+ABLATION_ENVS = list(ENVS)[:2]
 FIELDS = ["env", "variant", "seed", "timesteps", "eval_mean", "eval_std", "seconds"]
 
 
@@ -121,8 +132,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--timesteps", type=int, default=5000, help="env steps per run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--envs", nargs="+", default=list(ENVS), choices=list(ENVS))
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--envs", nargs="+", default=ABLATION_ENVS, choices=list(ENVS))
+    parser.add_argument("--variants", nargs="+", default=ABLATION_VARIANTS, choices=list(VARIANTS))
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (each on one torch thread)")
     parser.add_argument("--out", default="runs/ablations", help="folder of ablation.csv and ablation.md")
