@@ -63,7 +63,9 @@ class DSDPG(OffPolicyAlgorithm):
     :param train_freq: update every ``train_freq`` steps, or a tuple ``(n, "step" | "episode")``
     :param gradient_steps: gradient steps per rollout (-1: as many as env steps); the paper uses 10 per step
     :param action_noise: exploration noise (the zoo default is normal with sigma 0.1, as MAGE)
-    :param replay_buffer_class: replay buffer class, e.g. ``HerReplayBuffer``
+    :param replay_buffer_class: replay buffer class, e.g. ``HerReplayBuffer``, or SB3's ``NStepReplayBuffer``: its
+        per-transition discounts scale each row's target, and the world model then learns the n-step outcome
+        ``(s_{t+n}, R_n)`` of ``(s_t, a_t)`` under the behaviour policy (the transitions the buffer gives)
     :param replay_buffer_kwargs: its keyword arguments
     :param optimize_memory_usage: SB3's memory-efficient replay buffer
     :param policy_delay: critic updates per actor and target update (TD3/MAGE: 2)
@@ -365,7 +367,7 @@ class DSDPG(OffPolicyAlgorithm):
                 data.next_observations,
                 data.rewards,
                 data.dones,
-                discount,  # type: ignore[arg-type]
+                discount,
                 self.n_samples,
                 self.target_policy_noise,
                 self.target_noise_clip,
@@ -380,7 +382,7 @@ class DSDPG(OffPolicyAlgorithm):
             data.observations,
             data.actions,
             data.dones,
-            discount,  # type: ignore[arg-type]
+            discount,
             self.n_samples,
             self.n_target_model_draws,
             self.target_policy_noise,

@@ -55,6 +55,20 @@ def check_flattenable(observation_space: spaces.Space) -> None:
             )
 
 
+def discount_not_done(gamma: float | th.Tensor, dones: th.Tensor) -> th.Tensor:
+    """
+    ``gamma (1 - done)`` as ``(B, 1, 1)``, for a scalar discount or one per row (``(B,)`` or ``(B, 1)``, as SB3's
+    n-step replay buffer gives in ``discounts``), so that it broadcasts over critics and samples, never over rows.
+    """
+    batch = dones.shape[0]
+    not_done = 1.0 - dones.reshape(batch, 1, 1).float()
+    if isinstance(gamma, th.Tensor):
+        if gamma.numel() != batch:
+            raise ValueError(f"A per-row discount needs one value per row ({batch}), got shape {tuple(gamma.shape)}.")
+        return gamma.reshape(batch, 1, 1).to(not_done.dtype) * not_done
+    return gamma * not_done
+
+
 def per_row_jacobian(
     fn: Callable[[th.Tensor], th.Tensor], actions: th.Tensor, directions: th.Tensor | None = None
 ) -> tuple[th.Tensor, th.Tensor]:
@@ -91,7 +105,7 @@ def sobolev_td_targets(
     obs: PyTorchObs,
     actions: th.Tensor,
     dones: th.Tensor,
-    gamma: float,
+    gamma: float | th.Tensor,
     n_samples: int,
     n_model_draws: int,
     target_policy_noise: float,
@@ -107,6 +121,8 @@ def sobolev_td_targets(
     draws and its own target-policy smoothing noise.
 
     :param obs: observations ``(B, ...)``; ``actions``: ``(B, A)``; ``dones``: ``(B, 1)``
+    :param gamma: the discount, or one per row ``(B, 1)`` (SB3's n-step buffer: ``gamma ** steps`` of each
+        transition, whose world-model sample is then the n-step outcome ``(s_{t+n}, R_n)``)
     :param deterministic_critic: use ``xi = 0`` (the deterministic-Sobolev baseline)
     :param sobolev_inputs: ``"action"``: ``G = dy/da``; ``"state_action"``: ``G = (dy/ds, dy/da)`` with ``s`` the
         flat observation, carried through the world model's Jacobian in ``s`` as well as in ``a``
@@ -130,14 +146,14 @@ def sobolev_td_targets(
     xi = critic_target.sample_noise(batch * n_model_draws, per_draw).to(actions.dtype)
     if deterministic_critic:
         xi = th.zeros_like(xi)
-    not_done = (1.0 - dones.reshape(batch, 1, 1)).float()
+    discount = discount_not_done(gamma, dones).to(actions.dtype)  # (B, 1, 1)
 
     def target_fn(act: th.Tensor, state: th.Tensor = flat_obs) -> th.Tensor:
         next_obs, rewards = world_model.sample(state, act, n_model_draws, noise=model_noise)  # (B, M, S), (B, M)
         next_obs = unflatten_obs(observation_space, next_obs.reshape(batch * n_model_draws, -1))
         next_actions = (actor_target(next_obs) + smoothing).clamp(-1.0, 1.0)
         z = critic_target(next_obs, next_actions, xi)  # (B * M, K, per_draw)
-        return _rewards_in_sample_order(rewards, n_critics, per_draw) + gamma * not_done * _critic_in_sample_order(z, batch)
+        return _rewards_in_sample_order(rewards, n_critics, per_draw) + discount * _critic_in_sample_order(z, batch)
 
     if sobolev_inputs not in ("action", "state_action"):
         raise ValueError(f"sobolev_inputs must be 'action' or 'state_action', got {sobolev_inputs!r}.")
@@ -153,9 +169,9 @@ def sobolev_td_targets(
         r, r_grad, z, grads = _full_sobolev_parts(
             world_model, actor_target, critic_target, observation_space, flat_obs, actions.detach(), model_noise, smoothing, xi
         )
-    y = _rewards_in_sample_order(r, n_critics, per_draw) + gamma * not_done * _critic_in_sample_order(z, batch)
+    y = _rewards_in_sample_order(r, n_critics, per_draw) + discount * _critic_in_sample_order(z, batch)
     grads = _critic_in_sample_order(grads, batch)
-    return y, _rewards_in_sample_order(r_grad, n_critics, per_draw) + gamma * not_done.unsqueeze(-1) * grads
+    return y, _rewards_in_sample_order(r_grad, n_critics, per_draw) + discount.unsqueeze(-1) * grads
 
 
 def _critic_in_sample_order(x: th.Tensor, batch: int) -> th.Tensor:
@@ -240,7 +256,7 @@ def return_td_targets(
     next_obs: PyTorchObs,
     rewards: th.Tensor,
     dones: th.Tensor,
-    gamma: float,
+    gamma: float | th.Tensor,
     n_samples: int,
     target_policy_noise: float,
     target_noise_clip: float,
@@ -255,7 +271,7 @@ def return_td_targets(
         noise = (th.randn_like(next_actions) * target_policy_noise).clamp(-target_noise_clip, target_noise_clip)
         next_actions = (next_actions + noise).clamp(-1.0, 1.0)
         z = critic_target(next_obs, next_actions, critic_target.sample_noise(next_actions.shape[0], n_samples))
-        return rewards.reshape(-1, 1, 1) + gamma * (1.0 - dones.reshape(-1, 1, 1)) * z
+        return rewards.reshape(-1, 1, 1) + discount_not_done(gamma, dones) * z
 
 
 def truncate_pooled(y: th.Tensor, grads: th.Tensor | None, n_drop: int) -> th.Tensor:
