@@ -1,15 +1,18 @@
 """Distribution losses between sets of samples: MMD^2 and max-sliced MMD^2, plus the MAGE Sobolev loss.
 
-This module owns the sample-set distances the critic is trained with (SPEC section 4). Every function is
-batched over a leading batch dimension and contains no Python loop over samples or batch elements.
+These are the sample-set distances the critic is trained with (arXiv 2601.20071). Every function is batched
+over a leading batch dimension and contains no Python loop over samples or batch elements.
 It imports nothing from the rest of the package.
 
 Shapes: ``x`` is ``(B, N, D)`` (online samples), ``y`` is ``(B, M, D)`` (target samples); results are ``(B,)``.
 """
 
+import functools
+import threading
 from collections.abc import Sequence
 
 import torch as th
+from torch.autograd.function import once_differentiable
 
 KERNELS = ("multiquadric", "gaussian")
 
@@ -45,18 +48,6 @@ def kernel_from_sq_dist(
         h2 = sq_dist.new_tensor(hs).pow(2)
         return th.exp(-sq_dist.unsqueeze(-1) / (2.0 * h2)).mean(dim=-1)
     raise ValueError(f"Unknown kernel {kernel!r}: use one of {KERNELS}.")
-
-
-def _kernel_and_slope(diff: th.Tensor, kernel: str, bandwidth: float | Sequence[float]) -> tuple[th.Tensor, th.Tensor]:
-    """Kernel value and its derivative ``dk/dd`` at signed 1-D differences ``d`` (shared square roots and exps)."""
-    if kernel == "multiquadric":
-        h2 = float(bandwidth if isinstance(bandwidth, int | float) else bandwidth[0]) ** 2
-        root = th.sqrt(1.0 + h2 * diff * diff)
-        return -root, -h2 * diff / root
-    hs = [float(bandwidth)] if isinstance(bandwidth, int | float) else [float(h) for h in bandwidth]
-    inv = 1.0 / diff.new_tensor(hs).pow(2)
-    gauss = th.exp(-0.5 * (diff * diff).unsqueeze(-1) * inv)
-    return gauss.mean(-1), -(gauss * inv).mean(-1) * diff
 
 
 def _pool(x: th.Tensor, y: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
@@ -104,33 +95,199 @@ def mmd2(
     return (kernel_from_sq_dist(sq_dist, kernel, bandwidth) * ww).sum(dim=(-2, -1))
 
 
-def _pairs(p: th.Tensor, ww: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+@functools.lru_cache(maxsize=64)
+def _circulant_pairs(n: int, m: int) -> tuple[th.Tensor, th.Tensor, float]:
     """
-    Differences ``p_i - p_j`` over the pairs ``i < j`` ``(B, Q, D)``, their weights ``2 w_i w_j`` ``(Q,)``, and the
-    diagonal's constant share ``sum_i w_i^2`` of the MMD^2 (times ``k(0)``). Half the pairs of the full matrix.
+    Pair bookkeeping of the 1-D MMD^2 between ``n`` online and ``m`` target points, in circulant order (float64, CPU).
+
+    The pooled points are numbered ``0..P-1`` (``P = n + m``). Shift ``s = 1..S`` (``S = P // 2``) pairs point ``i``
+    with point ``(i + s) mod P``: together the shifts cover every unordered pair once, except the shift ``P / 2`` of
+    an even ``P``, which covers its pairs twice and so gets half the weight. The pair differences of a projection
+    ``v`` are then the strided view ``unfold([v, v])[1:S+1]`` minus ``v``: one subtraction, no gather.
+
+    :return: the weights ``2 w_i w_j`` ``(S * P,)`` of the pairs (signed point weights ``w``: ``1/n`` online,
+        ``-1/m`` target); the transposed incidence of each pair difference on the points times its weight
+        ``(P, S * P)`` (``+1`` on ``(i + s) mod P``, ``-1`` on ``i``), which maps the kernel slopes of the pairs to the
+        derivative of the MMD^2 in each point's projection; and the diagonal's constant share ``sum_i w_i^2``
+        (times ``k(0)``)
     """
-    i, j = th.triu_indices(p.shape[1], p.shape[1], offset=1, device=p.device)
-    return p[:, i] - p[:, j], 2.0 * ww[i, j], ww.diagonal().sum()
+    n_points, n_shifts = n + m, (n + m) // 2
+    w = th.cat([th.full((n,), 1.0 / n, dtype=th.float64), th.full((m,), -1.0 / m, dtype=th.float64)])
+    first = th.arange(n_points).expand(n_shifts, n_points).flatten()
+    second = (first.view(n_shifts, n_points) + th.arange(1, n_shifts + 1).unsqueeze(-1)).flatten() % n_points
+    weight = 2.0 * w[first] * w[second]
+    if n_points % 2 == 0:
+        weight[-n_points:] *= 0.5
+    pairs = th.arange(n_shifts * n_points)
+    incidence = th.zeros(n_points, n_shifts * n_points, dtype=th.float64)
+    incidence[second, pairs] = 1.0
+    incidence[first, pairs] = -1.0
+    return weight, incidence * weight, (w * w).sum().item()
 
 
-def _slice_value(
-    delta: th.Tensor, weights: th.Tensor, theta: th.Tensor, kernel: str, bandwidth: float | Sequence[float]
-) -> th.Tensor:
-    """Off-diagonal part of the 1-D MMD^2 along each ``theta`` ``(B, C, D)``: ``(B, C)``."""
-    diff = th.einsum("bqd,bcd->bcq", delta, theta)
-    if kernel == "multiquadric":
-        h2 = float(bandwidth if isinstance(bandwidth, int | float) else bandwidth[0]) ** 2
-        return -(diff.square_().mul_(h2).add_(1.0).sqrt_() @ weights)
-    return kernel_from_sq_dist(diff.square_(), kernel, bandwidth) @ weights
+@functools.lru_cache(maxsize=64)
+def _pair_constants(
+    n: int, m: int, kernel: str, bandwidths: tuple[float, ...], dtype: th.dtype, device: th.device
+) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+    """
+    :func:`_circulant_pairs` with the kernel's signs and means folded in, for :meth:`_ProjectedMMD.evaluate`:
+    ``value = bias + weight . part`` and ``coef = coef_matrix @ slope_part``.
+    """
+    weight, weighted_incidence, diagonal = _circulant_pairs(n, m)
+    if kernel == "multiquadric":  # k = -sqrt(1 + d^2), k(0) = -1
+        weight, weighted_incidence, diagonal = -weight, -weighted_incidence, -diagonal
+    else:  # mean over the bandwidths, k(0) = 1
+        weight, weighted_incidence = weight / len(bandwidths), weighted_incidence / -len(bandwidths)
+    as_used = {"dtype": dtype, "device": device}
+    return weight.to(**as_used), weighted_incidence.to(**as_used), th.tensor(diagonal, **as_used)
 
 
-def _slice_value_and_grad(
-    delta: th.Tensor, weights: th.Tensor, theta: th.Tensor, kernel: str, bandwidth: float | Sequence[float]
-) -> tuple[th.Tensor, th.Tensor]:
-    """:func:`_slice_value` and its gradient in ``theta`` ``(B, C, D)``."""
-    diff = th.einsum("bqd,bcd->bcq", delta, theta)  # (B, C, Q)
-    value, slope = _kernel_and_slope(diff, kernel, bandwidth)
-    return value @ weights, th.einsum("bcq,bqd->bcd", slope * weights, delta)
+_SCRATCH = threading.local()
+
+
+def _scratch(name: str, shape: tuple[int, ...], dtype: th.dtype, device: th.device) -> th.Tensor:
+    """
+    An uninitialised work tensor of ``shape`` that is kept between calls on the CPU, per thread, name and dtype.
+
+    A fresh CPU allocation of the size of the pair buffers (about a megabyte each) goes back to the system when
+    released, so every call paid its page faults again (about a fifth of the time of the max-sliced search).
+    Only for work buffers that no result aliases. Elsewhere (caching allocators) a plain allocation.
+    """
+    if device.type != "cpu":
+        return th.empty(shape, dtype=dtype, device=device)
+    numel, buffers = int(th.Size(shape).numel()), _SCRATCH.__dict__.setdefault("buffers", {})
+    storage = buffers.get((name, dtype))
+    if storage is None or storage.numel() < numel:
+        with th.inference_mode(False):  # writable in and out of inference mode
+            storage = buffers[(name, dtype)] = th.empty(numel, dtype=dtype)
+    return storage[:numel].view(shape)
+
+
+class _ProjectedMMD:
+    """
+    1-D MMD^2 of the projections of ``x`` ``(B, N, D)`` and ``y`` ``(B, M, D)`` on directions, with its derivative in
+    the projected points, for the max-sliced search. Holds the pooled points, the pair constants and the buffers
+    reused by the evaluations; no autograd (build it from detached tensors or under ``no_grad``).
+
+    Everything is batch last, ``(..., B)``, so that every elementwise pass runs along the batch. For the
+    multiquadric kernel the projections are taken times ``h`` (``scale``): the kernel is then ``-sqrt(1 + d^2)``
+    and its slope ``-d / sqrt(1 + d^2)``. A value is evaluated on the ``P (P - 1) / 2`` projected pair differences
+    of :func:`_circulant_pairs`, one direction after the other for the whole batch, so the pair buffers
+    ``(S * P, B)`` stay in cache. The derivative ``c`` ``(P, B)`` in the (scaled) projections gives the gradient in
+    ``theta``, ``scale sum_i c_i p_i`` (what :meth:`gradient` returns), and in the sample ``p_i``, ``scale c_i theta``.
+    """
+
+    def __init__(self, x: th.Tensor, y: th.Tensor, kernel: str, bandwidth: float | Sequence[float]) -> None:
+        self.kernel, self.n = kernel, x.shape[1]
+        hs = (float(bandwidth),) if isinstance(bandwidth, int | float) else tuple(float(h) for h in bandwidth)
+        self.scale = hs[0] if kernel == "multiquadric" else 1.0
+        self.inv_h2 = [1.0 / (h * h) for h in hs]
+        (batch, _, dim), n_points = x.shape, x.shape[1] + y.shape[1]
+        self.n_points, self.n_shifts = n_points, n_points // 2
+        self.dtype, self.device = th.promote_types(x.dtype, y.dtype), x.device
+        self.p = th.cat([x, y], dim=1, out=self._work("p", batch, n_points, dim))  # (B, P, D)
+        # Batch last by a 2-D transpose, which torch copies blockwise (a 3-D permute copies element by element).
+        self.points = self._work("points", n_points, dim, batch)
+        self.points.view(n_points * dim, batch).copy_(self.p.view(batch, n_points * dim).t())
+        if self.scale != 1.0:
+            self.points.mul_(self.scale)
+        self.weight, self.coef_matrix, self.bias = _pair_constants(
+            self.n, n_points - self.n, kernel, hs, self.dtype, self.device
+        )
+        self.one = th.ones((), dtype=self.dtype, device=self.device)
+        self.diff = self._work("diff", self.n_shifts, n_points, batch)
+        self.flat = self.diff.view(self.n_shifts * n_points, batch)  # (S * P, B): the pair differences
+        self.total = self._work("total", *self.flat.shape)
+        if kernel == "gaussian":
+            self.square, self.term, self.slope = (self._work(name, *self.flat.shape) for name in ("square", "term", "slope"))
+        # For one direction at a time: its projections twice over, and the products of points and direction.
+        self.proj = self._work("proj", 1, 2 * n_points, batch)
+        self.product = self._work("product", n_points, dim, batch)
+
+    def _work(self, name: str, *shape: int) -> th.Tensor:
+        return _scratch(name, shape, self.dtype, self.device)
+
+    @staticmethod
+    def _windows(proj: th.Tensor, n_points: int, n_shifts: int) -> th.Tensor:
+        """``windows[c, s - 1, i] = proj[c, i + s]``: the projection of the point ``s`` places after ``i`` (circularly)."""
+        return proj.unfold(1, n_points, 1).permute(0, 1, 3, 2)[:, 1 : n_shifts + 1]  # (C, S, P, B) view
+
+    def project(self, theta: th.Tensor) -> th.Tensor:
+        """Scaled projections, twice over, ``(C, 2P, B)``, on the directions ``theta`` ``(B, C, D)`` (work buffer)."""
+        batch, n_dirs = theta.shape[:2]
+        proj = th.bmm(
+            theta.to(self.dtype) * self.scale, self.p.transpose(1, 2), out=self._work("bmm", batch, n_dirs, self.n_points)
+        )
+        once = self._work("once", n_dirs * self.n_points, batch)
+        once.copy_(proj.view(batch, n_dirs * self.n_points).t())  # batch last by a blockwise 2-D transpose
+        once = once.view(n_dirs, self.n_points, batch)
+        return th.cat([once, once], dim=1, out=self._work("twice", n_dirs, 2 * self.n_points, batch))
+
+    def gradient(self, coef: th.Tensor) -> th.Tensor:
+        """The gradient in ``theta`` ``(D, B)`` from the derivative ``(P, B)`` in the projections."""
+        return th.mul(self.points, coef.unsqueeze(1), out=self.product).sum(0)
+
+    def evaluate_one(self, theta: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """Value ``(B,)`` and derivative ``(P, B)`` at one direction per batch element ``theta`` ``(D, B)``."""
+        head = self.proj[0, : self.n_points]
+        th.sum(th.mul(self.points, theta, out=self.product), dim=1, out=head)
+        self.proj[0, self.n_points :].copy_(head)
+        value, coef = self.evaluate(self.proj, need_coef=True)
+        return value[0], coef[0]  # type: ignore[index]
+
+    def evaluate(self, proj: th.Tensor, need_coef: bool) -> tuple[th.Tensor, th.Tensor | None]:
+        """Value ``(C, B)`` and, if ``need_coef``, derivative ``(C, P, B)`` at the projections ``(C, 2P, B)``."""
+        n_dirs, batch, flat = proj.shape[0], proj.shape[2], self.flat
+        windows = self._windows(proj, self.n_points, self.n_shifts)
+        value = proj.new_empty(n_dirs, batch)
+        coef = proj.new_empty(n_dirs, self.n_points, batch) if need_coef else None
+        for c in range(n_dirs):
+            th.sub(windows[c], proj[c, : self.n_points], out=self.diff)
+            if self.kernel == "multiquadric":
+                # Without the derivative in place (one buffer in cache instead of two).
+                root = th.addcmul(self.one, flat, flat, out=flat if coef is None else self.total).sqrt_()
+                th.addmv(self.bias, root.t(), self.weight, out=value[c])
+                if coef is not None:
+                    th.mm(self.coef_matrix, flat.div_(root), out=coef[c])
+                continue
+            # Gaussian mixture: k = mean over h of exp(-d^2 / (2 h^2)), slope -d mean(exp(-d^2 / (2 h^2)) / h^2).
+            th.mul(flat, flat, out=self.square)
+            self.total.zero_()
+            if coef is not None:
+                self.slope.zero_()
+            for inv in self.inv_h2:
+                th.mul(self.square, -0.5 * inv, out=self.term).exp_()
+                self.total.add_(self.term)
+                if coef is not None:
+                    self.slope.add_(self.term, alpha=inv)
+            th.addmv(self.bias, self.total.t(), self.weight, out=value[c])
+            if coef is not None:
+                th.mm(self.coef_matrix, self.slope.mul_(flat), out=coef[c])
+        return value, coef
+
+
+class _FixedDirectionMMD(th.autograd.Function):
+    """
+    The 1-D MMD^2 ``value`` ``(B,)`` at a fixed direction ``theta`` ``(B, D)``, evaluated beforehand together with its
+    derivative ``coef`` ``(B, N + M)`` in the points' projections; the gradient in point ``i`` is ``coef_i theta``.
+
+    Same value and gradient in ``x`` and ``y`` as autograd through the pairwise kernel, without its graph.
+    """
+
+    @staticmethod
+    def forward(ctx, x: th.Tensor, y: th.Tensor, value: th.Tensor, coef: th.Tensor, theta: th.Tensor) -> th.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(coef, theta)
+        ctx.n = x.shape[1]
+        return value.clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_value: th.Tensor) -> tuple[th.Tensor | None, ...]:  # type: ignore[override]
+        coef, theta = ctx.saved_tensors
+        grad_p = (grad_value.unsqueeze(-1) * coef).unsqueeze(-1) * theta.unsqueeze(1)  # (B, N + M, D)
+        grad_x = grad_p[:, : ctx.n] if ctx.needs_input_grad[0] else None
+        grad_y = grad_p[:, ctx.n :] if ctx.needs_input_grad[1] else None
+        return grad_x, grad_y, None, None, None
 
 
 def slice_direction_gradient(
@@ -140,16 +297,18 @@ def slice_direction_gradient(
     Value and analytic gradient in ``theta`` of the 1-D MMD^2 of the projections ``x . theta`` and ``y . theta``.
 
     With pooled samples ``p``, weights ``w`` and ``d_ij = (p_i - p_j) . theta``, the value is
-    ``sum_i w_i^2 k(0) + 2 sum_{i<j} w_i w_j k(d_ij)`` and the gradient ``2 sum_{i<j} w_i w_j k'(d_ij) (p_i - p_j)``.
+    ``sum_ij w_i w_j k(d_ij)`` and the gradient ``sum_i c_i p_i`` with ``c_i = 2 w_i sum_j w_j k'(d_ij)``
+    (``k'`` is odd): computed on the projected points, never on the pair differences. No autograd graph.
 
     :param x: ``(B, N, D)``; ``y``: ``(B, M, D)``; ``theta``: ``(B, C, D)`` candidate directions
     :return: value ``(B, C)`` and gradient ``(B, C, D)``
     """
+    _check_kernel(kernel, bandwidth)
     x, y = _as_sets(x, y, "slice_direction_gradient")
-    delta, weights, diagonal = _pairs(*_pool(x, y))
-    value, grad = _slice_value_and_grad(delta, weights, theta, kernel, bandwidth)
-    k0 = kernel_from_sq_dist(x.new_zeros(()), kernel, bandwidth)
-    return value + k0 * diagonal, grad
+    with th.no_grad():
+        mmd = _ProjectedMMD(x, y, kernel, bandwidth)
+        value, coef = mmd.evaluate(mmd.project(theta), need_coef=True)
+        return value.t(), th.bmm(coef.permute(2, 0, 1), mmd.p).mul_(mmd.scale)  # type: ignore[union-attr]
 
 
 def max_sliced_mmd2(
@@ -173,6 +332,10 @@ def max_sliced_mmd2(
     The returned loss is the 1-D MMD^2 at that detached direction, differentiable in ``x`` and ``y``
     (envelope theorem: the direction's own dependence on the samples does not enter the gradient).
 
+    The search works on the projections of the ``N + M`` points, never on their pair differences: the gradient in
+    ``theta`` is ``sum_i c_i p_i`` with ``c_i`` the derivative of the 1-D MMD^2 in the projection of point ``p_i``,
+    and the loss's gradient in ``p_i`` is ``c_i theta``, both from the ``c`` kept for the best direction.
+
     :param x: ``(B, N, D)`` (or ``(B, N)``); ``y``: ``(B, M, D)``
     :param n_slice_candidates: random starting directions besides the first axis
     :param n_slice_steps: projected gradient-ascent steps on the sphere
@@ -183,39 +346,40 @@ def max_sliced_mmd2(
     """
     _check_kernel(kernel, bandwidth)
     x, y = _as_sets(x, y, "max_sliced_mmd2")
-    batch, dim = x.shape[0], x.shape[-1]
-    delta, weights, diagonal = _pairs(*_pool(x, y))
+    batch, _, dim = x.shape
     with th.no_grad():
-        dd = delta.detach()
-        candidates = th.zeros(batch, 1, dim, dtype=x.dtype, device=x.device)
+        mmd = _ProjectedMMD(x, y, kernel, bandwidth)
+        candidates = th.zeros(batch, 1, dim, dtype=mmd.dtype, device=x.device)
         candidates[..., 0] = 1.0
         if dim > 1:
-            # Ours, beside the spec's random starts: the difference of the means, the direction of a pure shift.
-            shift = (x.detach().mean(1) - y.detach().mean(1)).unsqueeze(1)
+            # Beside the random starts: the difference of the means, the direction of a pure shift.
+            shift = (x.mean(1) - y.mean(1)).unsqueeze(1).to(mmd.dtype)
             rand = th.randn(batch, n_slice_candidates, dim, dtype=x.dtype, device=x.device, generator=generator)
-            extra = th.cat([shift, rand], dim=1)
+            extra = th.cat([shift, rand.to(mmd.dtype)], dim=1)
             candidates = th.cat([candidates, extra / extra.norm(dim=-1, keepdim=True).clamp_min(1e-12)], dim=1)
-        # Values only for the candidates; the gradient only at the best of them.
-        best_value, idx = _slice_value(dd, weights, candidates, kernel, bandwidth).max(dim=1)
-        best_theta = candidates[th.arange(batch, device=x.device), idx]  # (B, D)
-        grad = _slice_value_and_grad(dd, weights, best_theta.unsqueeze(1), kernel, bandwidth)[1].squeeze(1)
+        # Values only for the candidates; the point coefficients only at the best of them.
+        values, coef = mmd.evaluate(mmd.project(candidates), need_coef=candidates.shape[1] == 1)
+        best_value, idx = values.max(dim=0)
+        best_theta = candidates[th.arange(batch, device=x.device), idx].t().contiguous()  # (D, B), batch last
+        coef = mmd.evaluate_one(best_theta)[1] if coef is None else coef[0]
         # Ascent on the sphere with a per-element step that grows after a gain and halves after a loss;
         # a step that does not improve is not taken, so the result never falls below the best candidate.
-        step = th.full((batch, 1), step_size, dtype=x.dtype, device=x.device)
+        step = th.full((batch,), step_size, dtype=mmd.dtype, device=x.device)
         for _ in range(n_slice_steps if dim > 1 else 0):
-            tangent = grad - (grad * best_theta).sum(-1, keepdim=True) * best_theta
-            trial = best_theta + step * tangent / tangent.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-            trial = trial / trial.norm(dim=-1, keepdim=True)
-            value, trial_grad = _slice_value_and_grad(dd, weights, trial.unsqueeze(1), kernel, bandwidth)
-            improved = (value.squeeze(1) > best_value).unsqueeze(-1)
-            best_value = th.where(improved.squeeze(-1), value.squeeze(1), best_value)
+            grad = mmd.gradient(coef)  # (D, B), the gradient in theta at best_theta
+            tangent = th.addcmul(grad, best_theta, (grad * best_theta).sum(0), value=-1.0)
+            trial = th.addcmul(best_theta, tangent, step / (tangent * tangent).sum(0).sqrt_().clamp_min_(1e-12))
+            trial = trial / (trial * trial).sum(0).sqrt_()
+            value, trial_coef = mmd.evaluate_one(trial)
+            improved = value > best_value
+            best_value = th.where(improved, value, best_value)
             best_theta = th.where(improved, trial, best_theta)
-            grad = th.where(improved, trial_grad.squeeze(1), grad)
+            coef = th.where(improved, trial_coef, coef)
             step = th.where(improved, step * 1.5, step * 0.5)
-    value, _ = _kernel_and_slope(th.einsum("bqd,bd->bq", delta, best_theta), kernel, bandwidth)
-    loss = value @ weights + kernel_from_sq_dist(x.new_zeros(()), kernel, bandwidth) * diagonal
+        coef, best_theta = coef.t() * mmd.scale, best_theta.t().contiguous()  # (B, P): in unscaled projections; (B, D)
+    loss = _FixedDirectionMMD.apply(x, y, best_value, coef, best_theta)
     if return_direction:
-        return loss, best_theta
+        return loss, best_theta.clone()  # not the tensor saved for the backward
     return loss
 
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch as th
 
-from sb3_dsdpg.losses import max_sliced_mmd2, mmd2, slice_direction_gradient, sobolev_huber_loss
+from sb3_dsdpg.losses import kernel_from_sq_dist, max_sliced_mmd2, mmd2, slice_direction_gradient, sobolev_huber_loss
 
 
 def _mq(d: float, h: float) -> float:
@@ -14,6 +14,41 @@ def _mq(d: float, h: float) -> float:
 
 def _gauss(d: float, hs: list[float]) -> float:
     return sum(math.exp(-d * d / (2 * h * h)) for h in hs) / len(hs)
+
+
+def _reference_slice_values(x, y, theta, kernel, bandwidth):
+    """
+    The 1-D MMD^2 at directions ``theta`` ``(B, C, D)`` by the plain pair-difference formula (the former implementation):
+    ``sum_i w_i^2 k(0) + 2 sum_{i<j} w_i w_j k((p_i - p_j) . theta)``.
+    """
+    n, m = x.shape[1], y.shape[1]
+    p = th.cat([x, y], dim=1)
+    w = th.cat([x.new_full((n,), 1.0 / n), x.new_full((m,), -1.0 / m)])
+    i, j = th.triu_indices(n + m, n + m, offset=1)
+    diff = th.einsum("bqd,bcd->bcq", p[:, i] - p[:, j], theta)
+    k0 = kernel_from_sq_dist(x.new_zeros(()), kernel, bandwidth)
+    return k0 * (w * w).sum() + (kernel_from_sq_dist(diff.square(), kernel, bandwidth) * (2.0 * w[i] * w[j])).sum(-1)
+
+
+def _reproduced_candidates(x, y, n_slice_candidates, seed):
+    """The starting directions of max_sliced_mmd2 with a generator seeded ``seed``: axis, mean difference, random."""
+    batch, _, dim = x.shape
+    axis = th.zeros(batch, 1, dim, dtype=x.dtype)
+    axis[..., 0] = 1.0
+    rand = th.randn(batch, n_slice_candidates, dim, dtype=x.dtype, generator=th.Generator().manual_seed(seed))
+    extra = th.cat([(x.mean(1) - y.mean(1)).unsqueeze(1), rand], dim=1)
+    return th.cat([axis, extra / extra.norm(dim=-1, keepdim=True)], dim=1)
+
+
+MS_CASES = [
+    # (N, M, D, kernel, bandwidth): P even and odd, the smallest sets, one dimension, both kernels
+    (10, 18, 7, "multiquadric", 3.0),
+    (4, 5, 3, "multiquadric", 100.0),
+    (1, 1, 2, "multiquadric", 1.5),
+    (6, 9, 1, "multiquadric", 2.0),
+    (5, 8, 4, "gaussian", [0.5, 1.0, 3.0]),
+    (3, 3, 2, "gaussian", 2.0),
+]
 
 
 @pytest.mark.parametrize("kernel", ["multiquadric", "gaussian"])
@@ -115,6 +150,80 @@ def test_slice_direction_gradient_matches_finite_differences(kernel):
             - slice_direction_gradient(x, y, theta - step, kernel, 1.5)[0]
         ) / (2 * eps)
         assert th.allclose(grad[..., d], numeric, atol=1e-7)
+
+
+@pytest.mark.parametrize(("n", "m", "dim", "kernel", "bandwidth"), MS_CASES)
+def test_slice_value_matches_pair_difference_reference(n, m, dim, kernel, bandwidth):
+    gen = th.Generator().manual_seed(6)
+    x = th.randn(5, n, dim, generator=gen, dtype=th.float64) * 2.0
+    y = th.randn(5, m, dim, generator=gen, dtype=th.float64) + 0.7
+    theta = th.randn(5, 3, dim, generator=gen, dtype=th.float64)
+    theta = theta / theta.norm(dim=-1, keepdim=True)
+    value, _ = slice_direction_gradient(x, y, theta, kernel, bandwidth)
+    assert th.allclose(value, _reference_slice_values(x, y, theta, kernel, bandwidth), rtol=0.0, atol=1e-10)
+    # The 1-D value is the plain MMD^2 of the projected samples.
+    for c in range(3):
+        proj = lambda s, c=c: th.einsum("bnd,bd->bn", s, theta[:, c])
+        assert th.allclose(value[:, c], mmd2(proj(x), proj(y), kernel, bandwidth), rtol=0.0, atol=1e-10)
+
+
+@pytest.mark.parametrize(("n", "m", "dim", "kernel", "bandwidth"), MS_CASES)
+def test_max_sliced_without_steps_is_best_candidate(n, m, dim, kernel, bandwidth):
+    gen = th.Generator().manual_seed(7)
+    x = th.randn(6, n, dim, generator=gen, dtype=th.float64) * th.linspace(0.5, 2.0, dim, dtype=th.float64)
+    y = th.randn(6, m, dim, generator=gen, dtype=th.float64) + 0.3
+    loss, theta = max_sliced_mmd2(
+        x,
+        y,
+        kernel,
+        bandwidth,
+        n_slice_candidates=5,
+        n_slice_steps=0,
+        return_direction=True,
+        generator=th.Generator().manual_seed(11),
+    )
+    candidates = _reproduced_candidates(x, y, 5, 11)[:, : 1 if dim == 1 else None]
+    best, idx = _reference_slice_values(x, y, candidates, kernel, bandwidth).max(dim=1)
+    assert th.allclose(loss, best, rtol=0.0, atol=1e-10)
+    assert th.allclose(theta, candidates[th.arange(6), idx], rtol=0.0, atol=1e-12)
+    if dim == 1:  # a single direction: plain MMD^2
+        assert th.allclose(loss, mmd2(x, y, kernel, bandwidth), rtol=0.0, atol=1e-10)
+
+
+@pytest.mark.parametrize(("n", "m", "dim", "kernel", "bandwidth"), MS_CASES)
+def test_max_sliced_never_below_a_candidate(n, m, dim, kernel, bandwidth):
+    gen = th.Generator().manual_seed(8)
+    x = th.randn(16, n, dim, generator=gen, dtype=th.float64) * th.linspace(2.0, 0.5, dim, dtype=th.float64)
+    y = th.randn(16, m, dim, generator=gen, dtype=th.float64) * 1.5
+    loss, theta = max_sliced_mmd2(x, y, kernel, bandwidth, return_direction=True, generator=th.Generator().manual_seed(12))
+    candidates = _reproduced_candidates(x, y, 8, 12)[:, : 1 if dim == 1 else None]
+    assert (loss.unsqueeze(1) >= _reference_slice_values(x, y, candidates, kernel, bandwidth) - 1e-12).all()
+    # The returned value is the reference value at the returned unit direction.
+    assert th.allclose(theta.norm(dim=-1), th.ones(16, dtype=th.float64))
+    at_theta = _reference_slice_values(x, y, theta.unsqueeze(1), kernel, bandwidth).squeeze(1)
+    assert th.allclose(loss, at_theta, rtol=0.0, atol=1e-10)
+
+
+@pytest.mark.parametrize(("n", "m", "dim", "kernel", "bandwidth"), [MS_CASES[1], MS_CASES[3], MS_CASES[4]])
+def test_max_sliced_gradient_matches_finite_differences(n, m, dim, kernel, bandwidth):
+    gen = th.Generator().manual_seed(9)
+    x = th.randn(2, n, dim, generator=gen, dtype=th.float64, requires_grad=True)
+    y = (th.randn(2, m, dim, generator=gen, dtype=th.float64) + 0.5).requires_grad_(True)
+    loss, theta = max_sliced_mmd2(x, y, kernel, bandwidth, return_direction=True, generator=gen)
+    scale = th.tensor([0.7, -1.3], dtype=th.float64)  # a different weight per batch element
+    (loss * scale).sum().backward()
+    at_theta = lambda xs, ys: (_reference_slice_values(xs, ys, theta.unsqueeze(1), kernel, bandwidth).squeeze(1) * scale).sum()
+    x0, y0, eps = x.detach(), y.detach(), 1e-6
+    for which, grad in ((0, x.grad), (1, y.grad)):
+        base = (x0, y0)[which]
+        numeric = th.zeros_like(base)
+        for k in range(base.numel()):
+            step = th.zeros_like(base)
+            step.view(-1)[k] = eps
+            plus = (base + step, y0) if which == 0 else (x0, base + step)
+            minus = (base - step, y0) if which == 0 else (x0, base - step)
+            numeric.view(-1)[k] = (at_theta(*plus) - at_theta(*minus)) / (2 * eps)
+        assert th.allclose(grad, numeric, rtol=1e-6, atol=1e-8)
 
 
 def test_bad_kernel_arguments_raise():
