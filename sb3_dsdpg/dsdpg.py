@@ -35,6 +35,7 @@ SelfDSDPG = TypeVar("SelfDSDPG", bound="DSDPG")
 LOSSES = ("msmmd", "mmd")
 WORLD_MODELS = ("cvae", "realnvp")
 SOBOLEV_INPUTS = ("action", "state_action")
+CRITIC_ACTIONS = ("replay", "policy")
 WORLD_MODEL_CLASSES: dict[str, type[WorldModel]] = {
     "cvae": CVAEWorldModel,
     "realnvp": RealNVPWorldModel,
@@ -101,6 +102,10 @@ class DSDPG(OffPolicyAlgorithm):
         same). Each ``u_j`` is uniform on the sphere of radius ``sqrt(d / k)`` (``d`` the differentiated size), so
         that ``E ||(u_j . g)_j||^2 = ||g||^2``: the gradient part weighs against the return in the kernel as the
         full gradient does. ``k`` must be in ``[1, d]``
+    :param critic_actions: the actions of the critic's training batch: ``"replay"``, the replay buffer's (TD3 style),
+        or ``"policy"``, the current actor's ``a = pi(s)`` at the replay states, with next state and reward from the
+        world model (MAGE's loop: the value and its action gradient are learned where the actor reads them; the
+        replay's done flag is kept). The world model always learns from the replay's real transitions
     :param mage_gradient_weight: weight of the gradient term in the deterministic-Sobolev loss (MAGE: 5)
     :param huber_delta: Huber threshold of the deterministic-Sobolev loss (ours: 1)
     :param stats_window_size: window of the rollout statistics
@@ -158,6 +163,7 @@ class DSDPG(OffPolicyAlgorithm):
         world_model_gradient_steps: int = 1,
         sobolev_inputs: str = "action",
         sobolev_directions: int | None = None,
+        critic_actions: str = "replay",
         mage_gradient_weight: float = 5.0,
         huber_delta: float = 1.0,
         stats_window_size: int = 100,
@@ -213,6 +219,7 @@ class DSDPG(OffPolicyAlgorithm):
         self.world_model_gradient_steps = world_model_gradient_steps
         self.sobolev_inputs = sobolev_inputs
         self.sobolev_directions = sobolev_directions
+        self.critic_actions = critic_actions
         self.mage_gradient_weight = mage_gradient_weight
         self.huber_delta = huber_delta
         self.world_model = None
@@ -263,6 +270,10 @@ class DSDPG(OffPolicyAlgorithm):
             )
         if k is not None and not self.sobolev:
             fail("sobolev_directions needs sobolev=True (the return-only baseline learns no gradients): leave it None.")
+        if self.critic_actions not in CRITIC_ACTIONS:
+            fail(f"critic_actions must be one of {CRITIC_ACTIONS}, got {self.critic_actions!r}.")
+        if self.critic_actions == "policy" and not self.sobolev:
+            fail("critic_actions='policy' needs sobolev=True (the world model supplies next state and reward): use 'replay'.")
         for name in ("n_slice_candidates", "n_slice_steps"):
             if getattr(self, name) < 0:
                 fail(f"{name} must be >= 0, got {getattr(self, name)}.")
@@ -400,6 +411,9 @@ class DSDPG(OffPolicyAlgorithm):
 
         :return: the loss, the online returns ``z`` and their gradient parts (as :meth:`_online_sobolev_samples`)
         """
+        if self.critic_actions == "policy":
+            with th.no_grad():
+                data = data._replace(actions=self.actor(data.observations))
         y, grads = self._td_targets(data, discount, directions)
         batch_size = y.shape[0]
         if not self.distributional:

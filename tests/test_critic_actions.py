@@ -1,0 +1,84 @@
+"""``critic_actions``: the critic's batch at the replay's actions or at the current policy's (MAGE's loop)."""
+
+import numpy as np
+import pytest
+import torch as th
+from helpers import float64_batch, float64_model
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
+
+from sb3_dsdpg import DSDPG
+
+pytestmark = pytest.mark.usefixtures("float64_observations")
+
+
+def _data(model: DSDPG, batch: int = 6) -> ReplayBufferSamples:
+    obs, actions = float64_batch(model, batch=batch, seed=5)
+    dones = th.zeros(batch, 1, dtype=th.float64)
+    return ReplayBufferSamples(obs, actions, obs + 0.1, dones, th.ones(batch, 1, dtype=th.float64))
+
+
+@pytest.mark.parametrize(
+    "kwargs", [dict(), dict(distributional=False), dict(sobolev_inputs="state_action", sobolev_directions=2)]
+)
+def test_policy_actions_are_the_actors_at_the_replay_states(kwargs):
+    """The loss with critic_actions='policy' is the replay loss of a batch whose actions are pi(s), and differs from it."""
+    model = float64_model("HalfCheetah-v5", "factorized", **kwargs)
+    data = _data(model)
+    directions = None
+    if model.sobolev_directions is not None:
+        th.manual_seed(0)
+        directions = model.sample_directions(6).double()
+    th.set_default_dtype(th.float64)  # the critic noise drawn inside the loss
+    try:
+        losses = {}
+        for name, batch, mode in [
+            ("policy", data, "policy"),
+            ("replay at pi(s)", data._replace(actions=model.actor(data.observations).detach()), "replay"),
+            ("replay", data, "replay"),
+        ]:
+            model.critic_actions = mode
+            th.manual_seed(1)
+            losses[name] = model._critic_loss(batch, 0.9, directions)[0]
+    finally:
+        th.set_default_dtype(th.float32)
+    assert th.equal(losses["policy"], losses["replay at pi(s)"])
+    assert not th.allclose(losses["policy"], losses["replay"])
+
+
+def test_policy_actions_train_the_critic_only():
+    """The actor's output is detached in the critic's batch: the critic loss sends no gradient to the actor."""
+    model = float64_model("Pendulum-v1", "factorized", critic_actions="policy")
+    model.policy.float()
+    model.world_model.float()
+    data = _data(model)
+    loss = model._critic_loss(ReplayBufferSamples(*[t.float() for t in data[:5]]), 0.9)[0]
+    loss.backward()
+    assert all(p.grad is None or p.grad.abs().max() == 0 for p in model.actor.parameters())
+    assert any(p.grad is not None and p.grad.abs().max() > 0 for p in model.critic.parameters())
+
+
+def test_bad_critic_actions_raise():
+    with pytest.raises(ValueError, match=r"critic_actions must be one of \('replay', 'policy'\)"):
+        DSDPG("MlpPolicy", "Pendulum-v1", critic_actions="pi")
+    with pytest.raises(ValueError, match="sobolev=True"):
+        DSDPG("MlpPolicy", "Pendulum-v1", critic_actions="policy", sobolev=False)
+
+
+def test_policy_actions_train_save_and_load(tmp_path):
+    model = DSDPG(
+        "MlpPolicy",
+        "Pendulum-v1",
+        critic_actions="policy",
+        batch_size=32,
+        learning_starts=50,
+        n_samples=4,
+        policy_kwargs=dict(net_arch=[16, 16]),
+        world_model_kwargs=dict(encoder_arch=[16], decoder_arch=[16], prior_arch=[16]),
+        seed=0,
+    )
+    model.learn(120)
+    assert np.isfinite(model.logger.name_to_value["train/critic_loss"])
+    model.save(tmp_path / "model.zip")
+    loaded = DSDPG.load(tmp_path / "model.zip", env=model.get_env())
+    assert loaded.critic_actions == "policy"
+    loaded.learn(20, reset_num_timesteps=False)
