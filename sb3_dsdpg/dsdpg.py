@@ -1,4 +1,4 @@
-"""The DSDPG algorithm: hyperparameters, checks and the training step (SPEC sections 3-7).
+"""The DSDPG algorithm: hyperparameters, checks and the training step (arXiv 2601.20071, DSDPG).
 
 This module owns :class:`DSDPG`, an SB3 ``OffPolicyAlgorithm``: rollouts, replay buffer, VecEnvs, HER,
 callbacks and logging are inherited; what is written here is the set of hyperparameters, their checks, the

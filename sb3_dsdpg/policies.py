@@ -1,9 +1,9 @@
 """Networks of DSDPG: the generative Sobolev critic and the policy that holds actor, critic and their targets.
 
-This module owns :class:`GenerativeCritic` (SPEC section 1), which maps ``(s, a, xi)`` with ``xi ~ N(0, I_k)``
-to return samples ``z`` and, on request, their action gradients ``dz/da`` (the joint Sobolev sample), and
-:class:`DSDPGPolicy`, the TD3-shaped container (deterministic tanh actor from SB3's TD3) that the algorithm
-trains. Two critic architectures:
+This module owns :class:`GenerativeCritic` (the generative Sobolev critic of arXiv 2601.20071), which maps
+``(s, a, xi)`` with ``xi ~ N(0, I_k)`` to return samples ``z`` and, on request, their action gradients ``dz/da``
+(the joint Sobolev sample) or directional derivatives ``u . dz/da``, and :class:`DSDPGPolicy`, the TD3-shaped
+container (deterministic tanh actor from SB3's TD3) that the algorithm trains. Two critic architectures:
 
 - ``"factorized"`` (default): ``z = w . (psi(s, a) * (1 + phi(xi))) + b``; ``psi`` runs once per ``(s, a)`` and
   its Jacobian in ``a`` is carried forward layer by layer, so ``dz/da = J_psi^T (w * (1 + phi(xi)))`` is an

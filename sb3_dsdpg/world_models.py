@@ -1,4 +1,4 @@
-"""Learned one-step world models that make the Sobolev TD target differentiable (SPEC section 2).
+"""Learned one-step world models that make the Sobolev TD target differentiable (the cVAE of arXiv 2601.20071).
 
 This module owns the world models of ``(Delta s, r)`` given ``(s, a)`` and the running normalisation statistics
 they use:
