@@ -5,6 +5,7 @@ import numpy as np
 import torch as th
 
 from sb3_dsdpg import DSDPG
+from sb3_dsdpg.targets import sobolev_td_targets
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Finite-difference checks
@@ -64,6 +65,31 @@ def float64_batch(model: DSDPG, batch: int = 5, seed: int = 0, obs_from_space: b
         obs = rng.uniform(-1, 1, size=(batch, *model.observation_space.shape))
     actions = rng.uniform(-0.8, 0.8, size=(batch, model.action_space.shape[0]))
     return th.as_tensor(obs, dtype=th.float64), th.as_tensor(actions, dtype=th.float64)
+
+
+def model_targets(model: DSDPG, obs, actions: th.Tensor, dones: th.Tensor, gamma=0.9, seed: int = 123, **kwargs):
+    """
+    :func:`sobolev_td_targets` with ``model``'s networks and settings (target smoothing 0.2 clipped at 0.5), every
+    random draw fixed by ``seed`` so that repeated calls differ only in their inputs; ``kwargs`` override
+    ``deterministic_critic``, ``sobolev_inputs`` or give ``directions``.
+    """
+    th.manual_seed(seed)
+    settings = dict(deterministic_critic=not model.distributional, sobolev_inputs=model.sobolev_inputs)
+    return sobolev_td_targets(
+        model.world_model,
+        model.actor_target,
+        model.critic_target,
+        model.observation_space,
+        obs,
+        actions,
+        dones,
+        gamma,
+        model.n_samples,
+        model.n_target_model_draws,
+        0.2,
+        0.5,
+        **{**settings, **kwargs},
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------------

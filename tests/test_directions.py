@@ -8,11 +8,10 @@ import zipfile
 import numpy as np
 import pytest
 import torch as th
-from helpers import float64_batch, float64_model
+from helpers import float64_batch, float64_model, model_targets
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
 from sb3_dsdpg import DSDPG
-from sb3_dsdpg.targets import sobolev_td_targets
 
 pytestmark = pytest.mark.usefixtures("float64_observations")
 
@@ -84,24 +83,7 @@ def test_target_directional_derivatives_match_finite_differences(env_id, sobolev
     directions = _directions(model, obs.shape[0], 2 if env_id == "HalfCheetah-v5" else 1, seed=1)
 
     def targets(s: th.Tensor, a: th.Tensor, use_directions: bool = True):
-        th.manual_seed(123)  # the same model, smoothing and critic noise in every call
-        return sobolev_td_targets(
-            model.world_model,
-            model.actor_target,
-            model.critic_target,
-            model.observation_space,
-            s,
-            a,
-            dones,
-            0.9,
-            model.n_samples,
-            model.n_target_model_draws,
-            0.2,
-            0.5,
-            deterministic_critic=not distributional,
-            sobolev_inputs=sobolev_inputs,
-            directions=directions if use_directions else None,
-        )
+        return model_targets(model, s, a, dones, directions=directions if use_directions else None)
 
     y, grad = targets(obs, actions)
     assert grad.shape == (*y.shape, directions.shape[1])

@@ -6,11 +6,10 @@ import csv
 import numpy as np
 import pytest
 import torch as th
-from helpers import fd_jacobian, float64_batch, float64_model
+from helpers import fd_jacobian, float64_batch, float64_model, model_targets
 from stable_baselines3.common.logger import configure
 
 from sb3_dsdpg import DSDPG
-from sb3_dsdpg.targets import sobolev_td_targets
 
 pytestmark = pytest.mark.usefixtures("float64_observations")
 
@@ -68,23 +67,7 @@ def test_full_sobolev_target_matches_finite_differences(env_id, architecture, wo
     dones = th.tensor([[0.0], [1.0], [0.0], [0.0], [0.0]], dtype=th.float64)
 
     def targets(s: th.Tensor, a: th.Tensor, inputs: str = "state_action"):
-        th.manual_seed(123)  # the same model, smoothing and critic noise in every call
-        return sobolev_td_targets(
-            model.world_model,
-            model.actor_target,
-            model.critic_target,
-            model.observation_space,
-            s,
-            a,
-            dones,
-            0.9,
-            model.n_samples,
-            model.n_target_model_draws,
-            0.2,
-            0.5,
-            deterministic_critic=not distributional,
-            sobolev_inputs=inputs,
-        )
+        return model_targets(model, s, a, dones, sobolev_inputs=inputs)
 
     y, grad = targets(obs, actions)
     obs_dim = obs.shape[1]

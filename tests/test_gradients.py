@@ -4,10 +4,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
-from helpers import fd_jacobian, float64_batch, float64_model
+from helpers import fd_jacobian, float64_batch, float64_model, model_targets
 
 from sb3_dsdpg import DSDPG
-from sb3_dsdpg.targets import flatten_obs, per_row_jacobian, sobolev_td_targets
+from sb3_dsdpg.targets import flatten_obs, per_row_jacobian
 
 pytestmark = pytest.mark.usefixtures("float64_observations")
 
@@ -55,22 +55,7 @@ def test_sobolev_target_gradient_matches_finite_differences(env_id, architecture
     dones = th.tensor([[0.0], [1.0], [0.0], [0.0], [0.0]], dtype=th.float64)
 
     def targets(a: th.Tensor):
-        th.manual_seed(123)  # the same model, smoothing and critic noise in every call
-        return sobolev_td_targets(
-            model.world_model,
-            model.actor_target,
-            model.critic_target,
-            model.observation_space,
-            obs,
-            a,
-            dones,
-            0.9,
-            model.n_samples,
-            model.n_target_model_draws,
-            0.2,
-            0.5,
-            deterministic_critic=not distributional,
-        )
+        return model_targets(model, obs, a, dones)
 
     y, grad = targets(actions)
     numeric = fd_jacobian(lambda a: targets(a)[0], actions)

@@ -4,11 +4,11 @@ the return-only targets, and DSDPG must train with the buffer."""
 import numpy as np
 import pytest
 import torch as th
-from helpers import float64_batch, float64_model
+from helpers import float64_batch, float64_model, model_targets
 from stable_baselines3.common.buffers import NStepReplayBuffer
 
 from sb3_dsdpg import DSDPG
-from sb3_dsdpg.targets import discount_not_done, return_td_targets, sobolev_td_targets
+from sb3_dsdpg.targets import discount_not_done, return_td_targets
 
 pytestmark = pytest.mark.usefixtures("float64_observations")
 
@@ -34,11 +34,7 @@ def test_sobolev_target_with_per_row_discounts(sobolev_inputs):
     gammas = th.tensor([[0.9], [0.729]], dtype=th.float64)
 
     def targets(gamma):
-        th.manual_seed(0)
-        return sobolev_td_targets(
-            model.world_model, model.actor_target, model.critic_target, model.observation_space, obs, actions, dones,
-            gamma, model.n_samples, model.n_target_model_draws, 0.2, 0.5, sobolev_inputs=sobolev_inputs,
-        )  # fmt: skip
+        return model_targets(model, obs, actions, dones, gamma)
 
     y, grad = targets(gammas)
     assert y.shape == (batch, 2, model.n_samples)

@@ -3,16 +3,16 @@ same target function: values and directional derivatives, for random per-row dir
 
 import pytest
 import torch as th
-from helpers import float64_batch, float64_model
+from helpers import float64_batch, float64_model, model_targets
 from torch.func import jvp, vmap
 
 from sb3_dsdpg import DSDPG
 from sb3_dsdpg.tangents import check_tangent_support, target_with_tangents, world_model_with_tangents
-from sb3_dsdpg.targets import per_row_jacobian, sobolev_td_targets, unflatten_obs
+from sb3_dsdpg.targets import per_row_jacobian, unflatten_obs
 
 pytestmark = pytest.mark.usefixtures("float64_observations")
 
-GAMMA = 0.5  # exact in float32: sobolev_td_targets multiplies it by a float32 (1 - done)
+GAMMA = 0.5
 DONES = th.tensor([[0.0], [1.0], [0.0], [0.0], [0.0]], dtype=th.float64)
 
 
@@ -167,23 +167,7 @@ def test_reproduces_sobolev_td_targets(env_id, architecture, world_model, sobole
     else:
         directions = th.randn(batch, n_directions, dim, generator=th.Generator().manual_seed(2), dtype=th.float64)
         tangents = directions
-    th.manual_seed(123)
-    y_ref, g_ref = sobolev_td_targets(
-        model.world_model,
-        model.actor_target,
-        model.critic_target,
-        model.observation_space,
-        flat_obs,
-        actions,
-        DONES,
-        GAMMA,
-        model.n_samples,
-        model.n_target_model_draws,
-        0.2,
-        0.5,
-        sobolev_inputs=sobolev_inputs,
-        directions=directions,
-    )
+    y_ref, g_ref = model_targets(model, flat_obs, actions, DONES, GAMMA, sobolev_inputs=sobolev_inputs, directions=directions)
     th.manual_seed(123)
     n_draws = model.n_target_model_draws
     model_noise = th.randn(batch, n_draws, model.world_model.latent_dim, dtype=th.float64)
@@ -264,12 +248,7 @@ def test_vmap_fallback_gives_the_same_target(monkeypatch, sobolev_inputs, k):
         directions = model.sample_directions(obs.shape[0]).double()
 
     def run():
-        th.manual_seed(11)
-        return sobolev_td_targets(
-            model.world_model, model.actor_target, model.critic_target, model.observation_space, obs, actions, DONES,
-            GAMMA, model.n_samples, model.n_target_model_draws, 0.2, 0.5, sobolev_inputs=sobolev_inputs,
-            directions=directions,
-        )  # fmt: skip
+        return model_targets(model, obs, actions, DONES, GAMMA, directions=directions)
 
     y_hand, g_hand = run()
 
