@@ -7,7 +7,7 @@ actor step and Polyak updates.
 """
 
 import math
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import numpy as np
 import torch as th
@@ -40,6 +40,16 @@ WORLD_MODEL_CLASSES: dict[str, type[WorldModel]] = {
     "cvae": CVAEWorldModel,
     "realnvp": RealNVPWorldModel,
 }
+
+
+class CriticStep(NamedTuple):
+    """What :meth:`DSDPG._critic_loss` computes: the loss, the online samples and the target samples."""
+
+    loss: th.Tensor
+    z: th.Tensor  # (B, K, N) online returns
+    z_grad: th.Tensor | None  # (B, K, N, A or k) their gradient part, None for the return-only baseline
+    z_state_grad: list[th.Tensor]  # [(B, K, N, S)] for the full state_action gradient, else []
+    targets: th.Tensor  # (B, K, N) target returns, before truncation
 
 
 class DSDPG(OffPolicyAlgorithm):
@@ -405,12 +415,8 @@ class DSDPG(OffPolicyAlgorithm):
 
     def _critic_loss(
         self, data: ReplayBufferSamples, discount: float | th.Tensor, directions: th.Tensor | None = None
-    ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None, list[th.Tensor]]:
-        """
-        The critic's loss on a batch: targets, online samples at the same directions, and the distance between them.
-
-        :return: the loss, the online returns ``z`` and their gradient parts (as :meth:`_online_sobolev_samples`)
-        """
+    ) -> CriticStep:
+        """The critic's loss on a batch: targets, online samples at the same directions, and the distance between them."""
         if self.critic_actions == "policy":
             with th.no_grad():
                 data = data._replace(actions=self.actor(data.observations))
@@ -428,7 +434,7 @@ class DSDPG(OffPolicyAlgorithm):
                 sobolev_huber_loss(z[:, k, 0], grads_k[:, k], y_min, g_min, self.huber_delta, self.mage_gradient_weight)
                 for k in range(self.critic.n_critics)
             )
-            return loss, z, z_grad, z_state_grad  # type: ignore[return-value]
+            return CriticStep(loss, z, z_grad, z_state_grad, y)  # type: ignore[arg-type]
         n_drop = self.top_samples_to_drop_per_critic * self.critic.n_critics
         target = truncate_pooled(y, grads, n_drop)  # (B, K * N - n_drop, 1 + gradient part)
         noise = self.critic.sample_noise(batch_size, self.n_samples)
@@ -438,7 +444,26 @@ class DSDPG(OffPolicyAlgorithm):
         else:
             z, z_grad, z_state_grad = self.critic(data.observations, data.actions, noise), None, []
             online = z.unsqueeze(-1)
-        return self._distribution_loss(online, target), z, z_grad, z_state_grad
+        return CriticStep(self._distribution_loss(online, target), z, z_grad, z_state_grad, y)
+
+    def _model_target_gap(self, data: ReplayBufferSamples, discount: float | th.Tensor, model_targets: th.Tensor) -> float:
+        """
+        RMS over the batch of the gap between the mean of the model's target samples and the mean of the targets of
+        the real transition (same target networks): how far the world model moves the critic's targets.
+        """
+        real = return_td_targets(
+            self.actor_target,
+            self.critic_target,
+            data.next_observations,
+            data.rewards,
+            data.dones,
+            discount,
+            self.n_samples,
+            self.target_policy_noise,
+            self.target_noise_clip,
+            deterministic_critic=not self.distributional,
+        )
+        return (model_targets.mean(dim=(1, 2)) - real.mean(dim=(1, 2))).pow(2).mean().sqrt().item()
 
     def _world_model_step(self, data: ReplayBufferSamples, logs: dict[str, list[float]]) -> None:
         """``world_model_gradient_steps`` updates of the world model's own objective on the replay batch."""
@@ -483,6 +508,7 @@ class DSDPG(OffPolicyAlgorithm):
                 "world_model_recon",
                 "return_mean",
                 "grad_norm_mean",
+                "model_target_gap",
             )
         }
 
@@ -496,7 +522,11 @@ class DSDPG(OffPolicyAlgorithm):
                 self._world_model_step(data, logs)
 
             # 2-3. Targets (Sobolev samples through the world model, or returns from real transitions) and critic step.
-            critic_loss, z, z_grad, z_state_grad = self._critic_loss(data, discount, self.sample_directions(batch_size))
+            critic_loss, z, z_grad, z_state_grad, targets = self._critic_loss(
+                data, discount, self.sample_directions(batch_size)
+            )
+            if self.sobolev and self.critic_actions == "replay":
+                logs["model_target_gap"].append(self._model_target_gap(data, discount, targets))
             logs["critic_loss"].append(self._check_finite(critic_loss, "critic loss", self._n_updates))
             logs["return_mean"].append(z.mean().item())
             if z_grad is not None:

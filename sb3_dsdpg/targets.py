@@ -310,18 +310,21 @@ def return_td_targets(
     n_samples: int,
     target_policy_noise: float,
     target_noise_clip: float,
+    deterministic_critic: bool = False,
 ) -> th.Tensor:
     """
     Return-only target samples from real transitions (the return-only distributional baseline).
 
+    :param deterministic_critic: use ``xi = 0`` (the deterministic-Sobolev baseline's critics)
     :return: ``y`` ``(B, n_critics, n_samples)``
     """
     with th.no_grad():
         next_actions = actor_target(next_obs)
         noise = (th.randn_like(next_actions) * target_policy_noise).clamp(-target_noise_clip, target_noise_clip)
         next_actions = (next_actions + noise).clamp(-1.0, 1.0)
-        z = critic_target(next_obs, next_actions, critic_target.sample_noise(next_actions.shape[0], n_samples))
-        return rewards.reshape(-1, 1, 1) + discount_not_done(gamma, dones) * z
+        xi = critic_target.sample_noise(next_actions.shape[0], n_samples)
+        z = critic_target(next_obs, next_actions, th.zeros_like(xi) if deterministic_critic else xi)
+        return rewards.reshape(-1, 1, 1) + discount_not_done(gamma, dones, z.dtype) * z
 
 
 def truncate_pooled(y: th.Tensor, grads: th.Tensor | None, n_drop: int) -> th.Tensor:

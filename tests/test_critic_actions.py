@@ -82,3 +82,36 @@ def test_policy_actions_train_save_and_load(tmp_path):
     loaded = DSDPG.load(tmp_path / "model.zip", env=model.get_env())
     assert loaded.critic_actions == "policy"
     loaded.learn(20, reset_num_timesteps=False)
+
+
+@pytest.fixture
+def float64_default():
+    """Critic noise is drawn inside the loss in the default dtype: float64 for the float64 models."""
+    th.set_default_dtype(th.float64)
+    yield
+    th.set_default_dtype(th.float32)
+
+
+def test_model_target_gap_is_zero_for_an_exact_world_model(monkeypatch, float64_default):
+    """With a world model that returns the real transition, the model and real one-step targets coincide."""
+    from sb3_dsdpg import targets as targets_module
+
+    model = float64_model("Pendulum-v1", "factorized", distributional=False, target_policy_noise=0.0)
+    data = _data(model)
+
+    def exact(obs, actions, n_samples=1, noise=None):
+        n = n_samples if noise is None else noise.shape[1]
+        return data.next_observations.unsqueeze(1).expand(-1, n, -1), data.rewards.reshape(-1, 1).expand(
+            -1, n
+        ) + 0 * actions.sum()
+
+    monkeypatch.setattr(model.world_model, "sample", exact)
+    monkeypatch.setattr(targets_module, "target_with_tangents", lambda *args: (_ for _ in ()).throw(NotImplementedError()))
+    step = model._critic_loss(data, 0.9)
+    assert model._model_target_gap(data, 0.9, step.targets) == pytest.approx(0.0, abs=1e-12)
+    # A world model off by 1 in the reward moves every target by 1.
+    monkeypatch.setattr(
+        model.world_model, "sample", lambda o, a, n=1, noise=None: (exact(o, a, n, noise)[0], exact(o, a, n, noise)[1] + 1)
+    )
+    step = model._critic_loss(data, 0.9)
+    assert model._model_target_gap(data, 0.9, step.targets) == pytest.approx(1.0, abs=1e-9)
