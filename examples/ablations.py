@@ -42,6 +42,7 @@ ENVS: dict[str, dict] = {
     "sb3_dsdpg/Pendulum-DynNoise-v1": {},
     "sb3_dsdpg/PointMassBonus-v0": {"n_bonus": 4},
     "sb3_dsdpg/Hopper-DynNoise-v5": {},
+    "Reacher-v5": {},
 }
 ABLATION_ENVS = list(ENVS)[:2]
 FIELDS = ["env", "variant", "seed", "timesteps", "eval_mean", "eval_std", "seconds"]
