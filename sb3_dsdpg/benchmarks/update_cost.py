@@ -10,8 +10,9 @@ Run ``python -m sb3_dsdpg.benchmarks.update_cost [--preset mujoco|quickstart] [-
 Each algorithm gets a replay buffer filled with random transitions of the env's shapes (no simulation is timed),
 then ``train(gradient_steps, batch_size)`` is timed in interleaved rounds (so drift of the machine hits all
 algorithms alike); the median over rounds is reported with the ratios to TD3 and TQC. Two DSDPG rows: its
-defaults, and the full gradient (``sobolev_directions=None``, the paper's estimator). ``--dsdpg-kwargs`` overrides
-arguments of both.
+defaults (plus ``--dsdpg-kwargs``), and the same with the other estimator of the gradient part: one random direction
+(``sobolev_directions=1``, the speed option) when the first row uses the full gradient (``None``, the default and the
+paper's estimator), the full gradient otherwise.
 """
 
 import argparse
@@ -41,7 +42,6 @@ PRESETS: dict[str, dict] = {
         ),
     ),
 }
-FULL_GRADIENT = "DSDPG full gradient"
 
 
 def fill_buffer(model: OffPolicyAlgorithm, n: int, seed: int = 0) -> None:
@@ -58,7 +58,7 @@ def fill_buffer(model: OffPolicyAlgorithm, n: int, seed: int = 0) -> None:
 def build_models(
     env_id: str, batch_size: int, dsdpg_kwargs: dict, common_kwargs: dict | None = None, seed: int = 0
 ) -> dict[str, OffPolicyAlgorithm]:
-    """TD3, TQC, DSDPG (defaults plus ``dsdpg_kwargs``) and DSDPG with the full gradient, buffers filled."""
+    """TD3, TQC, DSDPG (defaults plus ``dsdpg_kwargs``) and DSDPG with the other gradient estimator, buffers filled."""
     env = gym.make(env_id)
 
     def kwargs(extra: dict | None = None) -> dict:
@@ -70,8 +70,8 @@ def build_models(
         "TQC": TQC("MlpPolicy", env, **kwargs()),
         "DSDPG": DSDPG("MlpPolicy", env, **kwargs(dsdpg_kwargs)),
     }
-    if models["DSDPG"].sobolev_directions is not None:  # type: ignore[attr-defined]
-        models[FULL_GRADIENT] = DSDPG("MlpPolicy", env, **kwargs({**dsdpg_kwargs, "sobolev_directions": None}))
+    other = 1 if models["DSDPG"].sobolev_directions is None else None  # type: ignore[attr-defined]
+    models[f"DSDPG directions={other}"] = DSDPG("MlpPolicy", env, **kwargs({**dsdpg_kwargs, "sobolev_directions": other}))
     for model in models.values():
         model._setup_learn(10, progress_bar=False)  # a logger, so train() can record
         fill_buffer(model, 5 * batch_size, seed)
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         models = build_models(env_id, batch_size, {**preset["dsdpg"], **args.dsdpg_kwargs}, preset["common"])
         ms = measure(models, batch_size, args.steps, args.rounds)
         directions = models["DSDPG"].sobolev_directions  # type: ignore[attr-defined]
-        print(f"{env_id} (|A| = {models['DSDPG'].action_space.shape[0]}), DSDPG sobolev_directions={directions}")
+        print(f"{env_id} (|A| = {models['DSDPG'].action_space.shape[0]}); first DSDPG row: sobolev_directions={directions}")
         for name, value in ms.items():
             ratios = f"   x{value / ms['TD3']:.2f} TD3   x{value / ms['TQC']:.2f} TQC" if name.startswith("DSDPG") else ""
             print(f"  {name:20s} {value:8.1f} ms/step{ratios}")
