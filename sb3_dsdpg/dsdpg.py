@@ -87,8 +87,8 @@ class DSDPG(OffPolicyAlgorithm):
     :param target_noise_clip: clip of that noise (TD3/MAGE: 0.5)
     :param n_samples: critic samples per (s, a) per critic, and target samples per critic (paper: 10)
     :param n_target_model_draws: world-model draws per (s, a) in the target; each carries
-        ``n_samples // n_target_model_draws`` critic draws (ours: 1; each draw costs ``|A|`` tangent passes
-        through world model, target actor and target critics)
+        ``n_samples // n_target_model_draws`` critic draws (ours: 1; each draw carries the target's tangents,
+        ``|A|`` or ``sobolev_directions``, through world model, target actor and target critics)
     :param top_samples_to_drop_per_critic: pooled target samples dropped per critic, largest returns first
         (paper: TQC-style truncation; ours: 1)
     :param sobolev: learn action gradients through the world model (False: the return-only baseline)
