@@ -36,6 +36,8 @@ VARIANTS: dict[str, dict] = {
     # The two estimators of the gradient part of a joint sample, for the parity check of the directional one.
     "sobolev_directions=None (full gradient)": {"sobolev_directions": None},
     "sobolev_directions=1": {"sobolev_directions": 1},
+    # Where the critic learns: the replay's actions (the default) against the current policy's (MAGE's loop).
+    "critic_actions=policy": {"critic_actions": "policy"},
 }
 ABLATION_VARIANTS = list(VARIANTS)[:6]
 ENVS: dict[str, dict] = {
