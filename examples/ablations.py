@@ -45,6 +45,8 @@ ENVS: dict[str, dict] = {
     "sb3_dsdpg/PointMassBonus-v0": {"n_bonus": 4},
     "sb3_dsdpg/Hopper-DynNoise-v5": {},
     "Reacher-v5": {},
+    "sb3_dsdpg/Pendulum-ObsNoise-v1": {},
+    "sb3_dsdpg/InvertedDoublePendulum-DynNoise-v5": {},
 }
 ABLATION_ENVS = list(ENVS)[:2]
 FIELDS = ["env", "variant", "seed", "timesteps", "eval_mean", "eval_std", "seconds"]
