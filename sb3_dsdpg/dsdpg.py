@@ -385,18 +385,7 @@ class DSDPG(OffPolicyAlgorithm):
     ) -> tuple[th.Tensor, th.Tensor | None]:
         """Target samples ``y`` ``(B, K, N)`` and their gradient part (None for the return-only baseline)."""
         if not self.sobolev:
-            y = return_td_targets(
-                self.actor_target,
-                self.critic_target,
-                data.next_observations,
-                data.rewards,
-                data.dones,
-                discount,
-                self.n_samples,
-                self.target_policy_noise,
-                self.target_noise_clip,
-            )
-            return y, None
+            return self._real_transition_targets(data, discount), None
         assert self.world_model is not None
         return sobolev_td_targets(
             self.world_model,
@@ -414,6 +403,21 @@ class DSDPG(OffPolicyAlgorithm):
             deterministic_critic=not self.distributional,
             sobolev_inputs=self.sobolev_inputs,
             directions=directions,
+        )
+
+    def _real_transition_targets(self, data: ReplayBufferSamples, discount: float | th.Tensor) -> th.Tensor:
+        """Return-only target samples ``(B, K, N)`` from the replay's real next states and rewards."""
+        return return_td_targets(
+            self.actor_target,
+            self.critic_target,
+            data.next_observations,
+            data.rewards,
+            data.dones,
+            discount,
+            self.n_samples,
+            self.target_policy_noise,
+            self.target_noise_clip,
+            deterministic_critic=not self.distributional,
         )
 
     def _critic_loss(
@@ -454,18 +458,7 @@ class DSDPG(OffPolicyAlgorithm):
         RMS over the batch of the gap between the mean of the model's target samples and the mean of the targets of
         the real transition (same target networks): how far the world model moves the critic's targets.
         """
-        real = return_td_targets(
-            self.actor_target,
-            self.critic_target,
-            data.next_observations,
-            data.rewards,
-            data.dones,
-            discount,
-            self.n_samples,
-            self.target_policy_noise,
-            self.target_noise_clip,
-            deterministic_critic=not self.distributional,
-        )
+        real = self._real_transition_targets(data, discount)
         return (model_targets.mean(dim=(1, 2)) - real.mean(dim=(1, 2))).pow(2).mean().sqrt().item()
 
     def _world_model_step(self, data: ReplayBufferSamples, logs: dict[str, list[float]]) -> None:
