@@ -6,7 +6,11 @@ world model's place in saving, and ``train()``: world-model step, Sobolev TD tar
 actor step and Polyak updates.
 """
 
+import io
+import json
 import math
+import pathlib
+import zipfile
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import numpy as np
@@ -27,15 +31,43 @@ from sb3_dsdpg.targets import (
     return_td_targets,
     sobolev_td_targets,
     truncate_pooled,
+    unflatten_obs,
 )
 from sb3_dsdpg.world_models import CVAEWorldModel, RealNVPWorldModel, WorldModel
 
 SelfDSDPG = TypeVar("SelfDSDPG", bound="DSDPG")
 
+
+def _saved_attribute_names(path: str | pathlib.Path | io.BufferedIOBase) -> set[str] | None:
+    """The attribute names in the ``data`` entry of a saved zip (None if it cannot be read here)."""
+    try:
+        if isinstance(path, str | pathlib.Path):
+            candidates = [pathlib.Path(path), pathlib.Path(f"{path}.zip")]
+            path = next(candidate for candidate in candidates if candidate.is_file())
+            with zipfile.ZipFile(path) as archive:
+                return set(json.loads(archive.read("data")))
+        position = path.tell()
+        with zipfile.ZipFile(path) as archive:
+            names = set(json.loads(archive.read("data")))
+        path.seek(position)
+        return names
+    except (StopIteration, OSError, KeyError, ValueError, zipfile.BadZipFile, AttributeError):
+        return None
+
+
 LOSSES = ("msmmd", "mmd")
 WORLD_MODELS = ("cvae", "realnvp")
 SOBOLEV_INPUTS = ("action", "state_action")
-CRITIC_ACTIONS = ("replay", "policy")
+CRITIC_ACTIONS = ("auto", "replay", "policy")
+# Values for the arguments a zip written by an older version lacks: what that version did.
+LEGACY_DEFAULTS: dict[str, Any] = {
+    "critic_actions": "replay",
+    "reward_scale": 1.0,
+    "normalize_samples": False,
+    "world_model_warmup_steps": 0,
+}
+# Rate of the running (exponential) average of the target samples' scale, per update.
+SAMPLE_SCALE_RATE = 0.01
 # train/model_target_gap is measured on every MODEL_GAP_INTERVAL-th batch: a target-network pass on real transitions
 # costs about 6% of an update at MuJoCo sizes.
 MODEL_GAP_INTERVAL = 10
@@ -118,7 +150,23 @@ class DSDPG(OffPolicyAlgorithm):
     :param critic_actions: the actions of the critic's training batch: ``"replay"``, the replay buffer's (TD3 style),
         or ``"policy"``, the current actor's ``a = pi(s)`` at the replay states, with next state and reward from the
         world model (MAGE's loop: the value and its action gradient are learned where the actor reads them; the
-        replay's done flag is kept). The world model always learns from the replay's real transitions
+        replay's done flag is kept). The world model always learns from the replay's real transitions. ``"auto"``
+        (default): ``"policy"`` with a world model (``sobolev=True``), ``"replay"`` for the return-only baseline
+    :param reward_scale: rewards are divided by this number before the world model, the targets and the critic see
+        them, so that the critic learns in the same units on every task: ``"auto"`` (default) fixes it at the first
+        update to the standard deviation of the rewards then in the replay buffer (the ``learning_starts`` steps;
+        1 if they do not vary); a positive float fixes it by hand; 1.0 turns it off. Logged returns
+        (``train/return_mean``) are in these units. The actor is unaffected: scaling the rewards does not move
+        the greedy action
+    :param normalize_samples: divide each coordinate of the joint samples, online and target, by a running scale
+        of the target samples before the kernel (the standard deviation over the batch, averaged over updates at
+        rate 0.01; the gradient coordinates share one scale, the RMS of theirs, so that their geometry is kept).
+        The kernel bandwidth then means the same on every task, and the max-sliced direction weighs returns against
+        gradients in units of their spread. Together with ``reward_scale="auto"``, multiplying the rewards by a
+        constant leaves training unchanged
+    :param world_model_warmup_steps: world-model updates on replay batches before the first critic update, so
+        that the first targets do not come from an untrained model: an int, or ``"auto"`` (default):
+        ``learning_starts``, one update per transition collected by then
     :param mage_gradient_weight: weight of the gradient term in the deterministic-Sobolev loss (MAGE: 5)
     :param huber_delta: Huber threshold of the deterministic-Sobolev loss (ours: 1)
     :param stats_window_size: window of the rollout statistics
@@ -176,7 +224,10 @@ class DSDPG(OffPolicyAlgorithm):
         world_model_gradient_steps: int = 1,
         sobolev_inputs: str = "action",
         sobolev_directions: int | None = None,
-        critic_actions: str = "replay",
+        critic_actions: str = "auto",
+        reward_scale: float | str = "auto",
+        normalize_samples: bool = True,
+        world_model_warmup_steps: int | str = "auto",
         mage_gradient_weight: float = 5.0,
         huber_delta: float = 1.0,
         stats_window_size: int = 100,
@@ -233,6 +284,12 @@ class DSDPG(OffPolicyAlgorithm):
         self.sobolev_inputs = sobolev_inputs
         self.sobolev_directions = sobolev_directions
         self.critic_actions = critic_actions
+        if critic_actions == "auto":
+            self.critic_actions = "policy" if sobolev else "replay"
+        self.reward_scale = reward_scale
+        self.normalize_samples = normalize_samples
+        self.world_model_warmup_steps = world_model_warmup_steps
+        self._sample_scale: th.Tensor | None = None
         self.mage_gradient_weight = mage_gradient_weight
         self.huber_delta = huber_delta
         self.world_model = None
@@ -283,6 +340,14 @@ class DSDPG(OffPolicyAlgorithm):
             )
         if k is not None and not self.sobolev:
             fail("sobolev_directions needs sobolev=True (the return-only baseline learns no gradients): leave it None.")
+        scale = self.reward_scale
+        if not (scale == "auto" or (isinstance(scale, int | float) and not isinstance(scale, bool) and 0 < scale < np.inf)):
+            fail(f"reward_scale must be 'auto' or a positive float (1.0: no scaling), got {scale!r}.")
+        if not isinstance(self.normalize_samples, bool):
+            fail(f"normalize_samples must be True or False, got {self.normalize_samples!r}.")
+        warmup = self.world_model_warmup_steps
+        if warmup != "auto" and (isinstance(warmup, bool) or not isinstance(warmup, int | np.integer) or warmup < 0):
+            fail(f"world_model_warmup_steps must be 'auto' (learning_starts) or an int >= 0, got {warmup!r}.")
         if self.critic_actions not in CRITIC_ACTIONS:
             fail(f"critic_actions must be one of {CRITIC_ACTIONS}, got {self.critic_actions!r}.")
         if self.critic_actions == "policy" and not self.sobolev:
@@ -343,17 +408,49 @@ class DSDPG(OffPolicyAlgorithm):
         self.critic_target = self.policy.critic_target
 
     @staticmethod
-    def _check_finite(value: th.Tensor, name: str, update: int) -> float:
+    def _check_finite(value: th.Tensor, name: str, where: str) -> float:
+        """The value as a float, or a RuntimeError naming ``where`` (e.g. ``"update 3"``) and the fixes."""
         number = value.item()
         if not np.isfinite(number):
             raise RuntimeError(
-                f"Non-finite {name} ({number}) at update {update}: lower the learning rates or kernel_bandwidth, "
+                f"Non-finite {name} ({number}) at {where}: lower the learning rates or kernel_bandwidth, "
                 "check the rewards and observations for NaN/inf, or normalise them (VecNormalize)."
             )
         return number
 
+    def _coordinate_blocks(self, dim: int) -> th.Tensor:
+        """Block of each joint coordinate: 0 the return, then the gradient part (1), or ``dz/ds`` (1) and ``dz/da`` (2)."""
+        blocks = th.ones(dim, dtype=th.long, device=self.device)
+        blocks[0] = 0
+        if self.sobolev_inputs == "state_action" and self.sobolev_directions is None and dim > 1:
+            blocks[1 + spaces.flatdim(self.observation_space) :] = 2
+        return blocks
+
+    def _update_sample_scale(self, target: th.Tensor) -> th.Tensor:
+        """
+        The running scale ``(D,)`` of the joint coordinates, updated with the target samples ``(B, M, D)``: the
+        standard deviation over the batch, the gradient coordinates of a block sharing the RMS of theirs.
+        """
+        flat = target.detach().reshape(-1, target.shape[-1])
+        variance = flat.var(dim=0, unbiased=False)
+        blocks = self._coordinate_blocks(flat.shape[-1])
+        n_blocks = int(blocks.max()) + 1
+        block_variance = variance.new_zeros(n_blocks).index_add_(0, blocks, variance)
+        block_variance = block_variance / th.bincount(blocks, minlength=n_blocks).to(variance.dtype)
+        scale = block_variance[blocks].sqrt().clamp_min(1e-8)
+        previous = self._sample_scale
+        if previous is None or previous.shape != scale.shape:
+            self._sample_scale = scale
+        else:
+            previous = previous.to(device=scale.device, dtype=scale.dtype)
+            self._sample_scale = previous + SAMPLE_SCALE_RATE * (scale - previous)
+        return self._sample_scale
+
     def _distribution_loss(self, online: th.Tensor, target: th.Tensor) -> th.Tensor:
         """Sum over critics of the batch-mean distance; ``online`` ``(B, K, N, D)``, ``target`` ``(B, M, D)``."""
+        if self.normalize_samples:
+            scale = self._update_sample_scale(target)
+            online, target = online / scale, target / scale
         batch, n_critics, n, dim = online.shape
         x = online.reshape(batch * n_critics, n, dim)
         y = target.unsqueeze(1).expand(-1, n_critics, -1, -1).reshape(batch * n_critics, target.shape[1], dim)
@@ -453,22 +550,67 @@ class DSDPG(OffPolicyAlgorithm):
             online = z.unsqueeze(-1)
         return CriticStep(self._distribution_loss(online, target), z, z_grad, z_state_grad, y)
 
-    def _model_target_gap(self, data: ReplayBufferSamples, discount: float | th.Tensor, model_targets: th.Tensor) -> float:
+    def _model_target_gap(self, data: ReplayBufferSamples, discount: float | th.Tensor) -> float:
         """
-        RMS over the batch of the gap between the mean of the model's target samples and the mean of the targets of
-        the real transition (same target networks): how far the world model moves the critic's targets.
+        RMS over the batch of the gap between one-step return targets at the replay's ``(s, a)`` with next state and
+        reward drawn from the world model and with the real ones (same target networks, means over the critics'
+        samples): how far the world model moves the critic's targets, whatever actions the critic learns at.
         """
-        real = self._real_transition_targets(data, discount)
-        return (model_targets.mean(dim=(1, 2)) - real.mean(dim=(1, 2))).pow(2).mean().sqrt().item()
+        assert self.world_model is not None
+        with th.no_grad():
+            obs_flat = flatten_obs(self.observation_space, data.observations)
+            next_flat, rewards = self.world_model.sample(obs_flat, data.actions)
+            imagined = data._replace(
+                next_observations=unflatten_obs(self.observation_space, next_flat[:, 0]), rewards=rewards[:, :1]
+            )
+            model = self._real_transition_targets(imagined, discount)
+            real = self._real_transition_targets(data, discount)
+        return (model.mean(dim=(1, 2)) - real.mean(dim=(1, 2))).pow(2).mean().sqrt().item()
 
-    def _world_model_step(self, data: ReplayBufferSamples, logs: dict[str, list[float]]) -> None:
-        """``world_model_gradient_steps`` updates of the world model's own objective on the replay batch."""
+    def _sample_batch(self, batch_size: int) -> ReplayBufferSamples:
+        """A replay batch, its rewards divided by ``reward_scale``."""
+        data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+        if isinstance(self.reward_scale, int | float) and self.reward_scale != 1.0:
+            data = data._replace(rewards=data.rewards / self.reward_scale)
+        return data
+
+    def _replay_reward_std(self) -> float:
+        """Standard deviation of the rewards in the replay buffer (as ``sample`` returns them), 1 if they do not vary."""
+        buffer = self.replay_buffer
+        assert buffer is not None
+        size = buffer.buffer_size if buffer.full else buffer.pos
+        rewards = buffer._normalize_reward(buffer.rewards[:size], self._vec_normalize_env)
+        std = float(np.std(rewards)) if size > 0 else 0.0
+        return std if np.isfinite(std) and std > 1e-8 else 1.0
+
+    def _before_first_update(self, batch_size: int) -> None:
+        """Fix ``reward_scale="auto"`` from the replay buffer, then warm the world model up on replay batches."""
+        if self.reward_scale == "auto":
+            self.reward_scale = self._replay_reward_std()
+            self.logger.record("train/reward_scale", self.reward_scale)
+        steps = self.learning_starts if self.world_model_warmup_steps == "auto" else self.world_model_warmup_steps
+        if self.world_model is None or steps == 0:
+            return
+        logs: dict[str, list[float]] = {"world_model_loss": []}
+        for step in range(steps):
+            self._world_model_step(self._sample_batch(batch_size), logs, 1, f"world-model warm-up step {step + 1}")
+        self.logger.record("train/world_model_warmup_loss", float(np.mean(logs["world_model_loss"][-100:])))
+
+    def _world_model_step(
+        self, data: ReplayBufferSamples, logs: dict[str, list[float]], n_steps: int | None = None, where: str = ""
+    ) -> None:
+        """
+        ``n_steps`` (default ``world_model_gradient_steps``) updates of the world model's objective on the batch;
+        ``where`` names the step in errors (default: the update).
+        """
         assert self.world_model is not None
         obs_flat = flatten_obs(self.observation_space, data.observations)
         next_flat = flatten_obs(self.observation_space, data.next_observations)
-        for _ in range(self.world_model_gradient_steps):
+        for _ in range(self.world_model_gradient_steps if n_steps is None else n_steps):
             wm_loss, parts = self.world_model.loss(obs_flat, data.actions, next_flat, data.rewards)
-            logs["world_model_loss"].append(self._check_finite(wm_loss, "world-model loss", self._n_updates))
+            logs["world_model_loss"].append(
+                self._check_finite(wm_loss, "world-model loss", where or f"update {self._n_updates}")
+            )
             for part, value in parts.items():  # cVAE: recon, kl; RealNVP: nll
                 logs.setdefault(f"world_model_{part}", []).append(value)
             self.world_model.optimizer.zero_grad()
@@ -481,7 +623,7 @@ class DSDPG(OffPolicyAlgorithm):
         if not self.distributional:
             actor_noise = th.zeros_like(actor_noise)
         actor_loss = -self.critic(data.observations, self.actor(data.observations), actor_noise).mean()
-        logs["actor_loss"].append(self._check_finite(actor_loss, "actor loss", self._n_updates))
+        logs["actor_loss"].append(self._check_finite(actor_loss, "actor loss", f"update {self._n_updates}"))
         self.actor.optimizer.zero_grad()
         actor_loss.backward()
         self.actor.optimizer.step()
@@ -508,9 +650,11 @@ class DSDPG(OffPolicyAlgorithm):
             )
         }
 
+        if self._n_updates == 0:
+            self._before_first_update(batch_size)
         for _ in range(gradient_steps):
             self._n_updates += 1
-            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            data = self._sample_batch(batch_size)
             discount = self.gamma if data.discounts is None else data.discounts
 
             # 1. World model: its own objective on the replay batch.
@@ -518,12 +662,10 @@ class DSDPG(OffPolicyAlgorithm):
                 self._world_model_step(data, logs)
 
             # 2-3. Targets (Sobolev samples through the world model, or returns from real transitions) and critic step.
-            critic_loss, z, z_grad, z_state_grad, targets = self._critic_loss(
-                data, discount, self.sample_directions(batch_size)
-            )
-            if self.sobolev and self.critic_actions == "replay" and self._n_updates % MODEL_GAP_INTERVAL == 0:
-                logs["model_target_gap"].append(self._model_target_gap(data, discount, targets))
-            logs["critic_loss"].append(self._check_finite(critic_loss, "critic loss", self._n_updates))
+            critic_loss, z, z_grad, z_state_grad, _ = self._critic_loss(data, discount, self.sample_directions(batch_size))
+            if self.world_model is not None and self._n_updates % MODEL_GAP_INTERVAL == 0:
+                logs["model_target_gap"].append(self._model_target_gap(data, discount))
+            logs["critic_loss"].append(self._check_finite(critic_loss, "critic loss", f"update {self._n_updates}"))
             logs["return_mean"].append(z.mean().item())
             if z_grad is not None:
                 logs["grad_norm_mean"].append(z_grad.norm(dim=-1).mean().item())
@@ -559,6 +701,16 @@ class DSDPG(OffPolicyAlgorithm):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
+
+    @classmethod
+    def load(cls: type[SelfDSDPG], path: str | pathlib.Path | io.BufferedIOBase, *args: Any, **kwargs: Any) -> SelfDSDPG:  # type: ignore[override]
+        """SB3's ``load``; an argument the zip lacks (written by an older version) gets the value that version used."""
+        saved = _saved_attribute_names(path)
+        model = super().load(path, *args, **kwargs)
+        for name, value in LEGACY_DEFAULTS.items():
+            if saved is not None and name not in saved and name not in kwargs:
+                setattr(model, name, value)
+        return model
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "actor", "critic", "actor_target", "critic_target", "world_model"]
