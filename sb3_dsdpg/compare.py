@@ -14,8 +14,17 @@ Layout of ``--out DIR``::
     DIR/report/                                   # results.md, results.csv, runs.csv, curves_*.png, aggregate.png, ...
 
 Fairness: every algorithm of an env gets the same env ID and kwargs, the same budget ``-n``, the same evaluation
-protocol (``--eval-freq``, ``--eval-episodes``, ``--n-eval-envs``, deterministic actions) and the same seeds; the
-suite's ``-params`` overrides (e.g. ``learning_starts``) are applied to all algorithms alike.
+protocol (``--eval-freq``, ``--eval-episodes``, ``--n-eval-envs``, deterministic actions) and the same seeds. The
+hyperparameters follow one of two protocols (``--protocol``):
+
+- ``matched`` (default for ``--envs`` and the ``cpu-small`` suite): on an env every algorithm gets the same
+  :data:`SHARED_KEYS` (learning rate, batch size, gamma, buffer size, learning starts, ``net_arch``, action noise,
+  train frequency, gradient steps), from the suite or else from DSDPG's zoo entry for that env; the algorithms differ
+  only in their own arguments, which stay as in their zoo entries. Action noise goes to the deterministic-actor
+  algorithms only (:data:`DETERMINISTIC_ACTOR_ALGOS`); the stochastic-policy ones explore through their entropy and
+  run without action noise, even when their zoo entry sets one. :func:`matched_params` composes the ``-params``.
+- ``zoo`` (default for the ``paper`` suite): each algorithm's own zoo entry plus the suite's (or ``--params``)
+  overrides, applied to all algorithms alike.
 """
 
 from __future__ import annotations
@@ -41,6 +50,31 @@ from typing import Any
 MARKER = "compare_run.json"
 DEFAULT_ALGOS = ("dsdpg", "td3", "tqc")
 PAPER_BASES = ("Ant", "HalfCheetah", "Hopper", "Walker2d", "Humanoid", "InvertedDoublePendulum")
+PROTOCOLS = ("matched", "zoo")
+
+# The hyperparameters every algorithm of an env gets alike under the matched protocol. ``net_arch`` lives inside
+# ``policy_kwargs``; ``noise_type``/``noise_std`` go to the deterministic-actor algorithms only.
+SCALAR_SHARED_KEYS = (
+    "learning_rate", "batch_size", "gamma", "buffer_size", "learning_starts", "train_freq", "gradient_steps",
+)  # fmt: skip
+NOISE_KEYS = ("noise_type", "noise_std")
+SHARED_KEYS = (*SCALAR_SHARED_KEYS, "net_arch", *NOISE_KEYS)
+# Deterministic actors explore with action noise; stochastic policies explore through their entropy (no action noise).
+DETERMINISTIC_ACTOR_ALGOS = frozenset({"dsdpg", "td3", "ddpg"})
+STOCHASTIC_POLICY_ALGOS = frozenset({"tqc", "sac", "crossq"})
+# DSDPG's constructor defaults of the shared keys (sb3_dsdpg/dsdpg.py DSDPG.__init__; net_arch: DSDPGPolicy's
+# default in sb3_dsdpg/policies.py; action_noise None): the shared values of keys its zoo entry does not set.
+DSDPG_DEFAULTS: dict[str, Any] = {
+    "learning_rate": 3e-4,
+    "batch_size": 256,
+    "gamma": 0.99,
+    "buffer_size": 1_000_000,
+    "learning_starts": 1000,
+    "train_freq": 1,
+    "gradient_steps": 1,
+    "net_arch": [256, 256],
+    "noise_type": None,
+}
 
 
 class CompareError(ValueError):
@@ -54,6 +88,9 @@ class EnvSpec:
     env_id: str
     kwargs: tuple[tuple[str, Any], ...] = ()
     timesteps: int | None = None
+    # Matched-protocol values of this env that override the suite's (e.g. ``(("gamma", 0.99),)``); not part of
+    # the env's identity (equality, hash).
+    shared: tuple[tuple[str, Any], ...] = dataclasses.field(default=(), compare=False)
 
     @property
     def slug(self) -> str:
@@ -71,7 +108,14 @@ class EnvSpec:
 
 @dataclasses.dataclass(frozen=True)
 class Suite:
-    """A named set of envs with budgets, seeds, evaluation protocol and ``-params`` overrides for every algorithm."""
+    """
+    A named set of envs with budgets, seeds, evaluation protocol and hyperparameter protocol.
+
+    ``params``: ``-params`` overrides for every algorithm under the zoo protocol. ``shared``: the values of
+    :data:`SHARED_KEYS` under the matched protocol (keys left out: DSDPG's zoo entry; per env: ``EnvSpec.shared``).
+    ``algo_params``: ``(algo, "key:value")`` overrides of one algorithm's own arguments, under both protocols.
+    ``protocol``: the protocol used unless ``--protocol`` says otherwise.
+    """
 
     envs: tuple[EnvSpec, ...]
     seeds: tuple[int, ...]
@@ -80,13 +124,22 @@ class Suite:
     params: tuple[str, ...]
     description: str
     algo_params: tuple[tuple[str, str], ...] = ()
+    protocol: str = "zoo"
+    shared: tuple[tuple[str, Any], ...] = ()
 
 
 SUITES: dict[str, Suite] = {
-    # Budgets for a 2-core machine (see README, "Comparing with TD3 and TQC"): learning starts after 500 steps for
-    # every algorithm (TD3's zoo entry waits 10000 steps, DSDPG's MuJoCo entry 10000: more than these budgets). On an
-    # idle machine an update of these 64x64 models costs about 40 ms (DSDPG), 25 ms (TQC), 10 ms (TD3) with one torch
-    # thread, so 45 runs at 5000-6000 steps with --jobs 2 take about an hour.
+    # Budgets for a 2-core machine (see README, "Comparing with TD3 and TQC"), matched protocol: every algorithm gets
+    # lr 1e-3, batch 128, gamma 0.98, buffer 2e5, learning_starts 500 (TD3's zoo entry waits 10000 steps, DSDPG's
+    # MuJoCo entry 10000: more than these budgets), 64x64 networks, one gradient step per env step, and DSDPG and TD3
+    # normal action noise 0.1 (TQC explores through its entropy); DSDPG's world model is 64x64 too. Estimate: on an
+    # idle machine an update at these sizes costs about 16 ms (DSDPG), 12 ms (TQC), 3 ms (TD3) with one torch thread;
+    # a seed has 3 x 5500 + 2 x 4500 = 25500 updates per algorithm, i.e. about 410 s (DSDPG) + 310 s (TQC) + 80 s
+    # (TD3) = 800 s of updates, 5 seeds 4000 s, halved by --jobs 2: about 33 minutes of updates, plus start-up, env
+    # steps and evaluations (about 10-20 s per run, 75 runs, halved: 6-12 minutes): roughly 40-45 minutes with
+    # --jobs 2 on an idle machine. An estimate, not a measurement (the zoo-protocol sweep of 3 seeds took 59 minutes,
+    # before the speed work); a busy machine takes longer.
+    # The "zoo" protocol (--protocol zoo) runs the zoo entries with the params below instead, as the first sweep did.
     "cpu-small": Suite(
         envs=(
             EnvSpec("Pendulum-v1", timesteps=6000),
@@ -95,17 +148,30 @@ SUITES: dict[str, Suite] = {
             EnvSpec("sb3_dsdpg/PointMassBonus-v0", (("n_bonus", 4),), timesteps=5000),
             EnvSpec("sb3_dsdpg/InvertedDoublePendulum-DynNoise-v5", timesteps=5000),
         ),
-        seeds=(0, 1, 2),
+        seeds=(0, 1, 2, 3, 4),
         eval_freq=1000,
         eval_episodes=10,
         params=("learning_starts:500", 'policy_kwargs:"dict(net_arch=[64, 64])"'),
         algo_params=(
             ("dsdpg", 'world_model_kwargs:"dict(encoder_arch=[64, 64], decoder_arch=[64, 64], prior_arch=[64, 64])"'),
         ),
+        protocol="matched",
+        shared=(
+            ("learning_rate", 1e-3),
+            ("batch_size", 128),
+            ("gamma", 0.98),
+            ("buffer_size", 200_000),
+            ("learning_starts", 500),
+            ("net_arch", [64, 64]),
+            ("noise_type", "normal"),
+            ("noise_std", 0.1),
+            ("train_freq", 1),
+            ("gradient_steps", 1),
+        ),
         description="Pendulum-v1 and its ObsNoise/DynNoise variants, PointMassBonus (n_bonus=4), "
-        "InvertedDoublePendulum-DynNoise-v5, 6000 steps on the Pendulums and 5000 on the others; 64x64 networks "
-        "(and DSDPG world model) and "
-        "learning_starts 500 for every algorithm",
+        "InvertedDoublePendulum-DynNoise-v5, 6000 steps on the Pendulums and 5000 on the others, seeds 0-4; matched "
+        "protocol: lr 1e-3, batch 128, gamma 0.98, buffer 2e5, learning_starts 500, 64x64 networks (and DSDPG world "
+        "model), train_freq 1, gradient_steps 1 and normal action noise 0.1 (DSDPG, TD3) for every algorithm",
     ),
     # The paper's suite, for a cluster (--backend ray): the zoo entries of hyperparams/{dsdpg,td3,tqc}.yml as they are.
     "paper": Suite(
@@ -118,6 +184,7 @@ SUITES: dict[str, Suite] = {
         eval_freq=10_000,
         eval_episodes=10,
         params=(),
+        protocol="zoo",
         description="Ant, HalfCheetah, Hopper, Walker2d, Humanoid, InvertedDoublePendulum x {clean, ObsNoise, "
         "DynNoise}, 1M steps, 5 seeds, the shipped zoo entries",
     ),
@@ -136,6 +203,7 @@ class Run:
     eval_episodes: int
     n_eval_envs: int
     params: tuple[str, ...]
+    protocol: str = "zoo"
 
     @property
     def name(self) -> str:
@@ -171,6 +239,7 @@ class Run:
             "eval_freq": self.eval_freq,
             "eval_episodes": self.eval_episodes,
             "n_eval_envs": self.n_eval_envs,
+            "protocol": self.protocol,
             "params": list(self.params),
         }
 
@@ -263,6 +332,187 @@ def check_ray(address: str | None) -> None:
             raise CompareError(f"Ray cluster at {address!r} is unreachable: {exc}") from exc
 
 
+# ----------------------------------------------------------------------------------------------------------------------
+# Hyperparameters of a run
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def zoo_config_file(algo: str, env_id: str) -> str:
+    """
+    The hyperparameter file ``python -m sb3_dsdpg.train`` reads for ``algo`` on ``env_id`` (no ``--conf-file``): our
+    shipped ``sb3_dsdpg/hyperparams/<algo>.yml`` when it has the env or a default entry, else rl-zoo3's own file.
+    """
+    from sb3_dsdpg import zoo
+
+    ours = zoo.default_config(algo, env_id)
+    if ours:
+        return ours
+    import rl_zoo3
+
+    root = Path(rl_zoo3.__file__).resolve().parent
+    if not (root / "hyperparams").is_dir():  # as rl_zoo3's ExperimentManager: a source checkout keeps them one up
+        root = root.parent
+    return str(root / "hyperparams" / f"{algo}.yml")
+
+
+def zoo_entry(algo: str, env_id: str) -> tuple[str, str, dict[str, Any]]:
+    """
+    The zoo entry ``algo`` gets on ``env_id``: the env's own entry of :func:`zoo_config_file`, else its ``default``.
+
+    :return: file, entry name, entry (a copy)
+    """
+    from sb3_dsdpg import zoo
+
+    path = zoo_config_file(algo, env_id)
+    try:
+        entries = zoo.read_entries(path)
+    except OSError as exc:
+        raise CompareError(f"no hyperparameter file for {algo}: {exc}") from exc
+    for name in (env_id, "default"):
+        if name in entries:
+            return path, name, dict(entries[name])
+    raise CompareError(f"{path} has no entry for {env_id!r} and no default entry")
+
+
+def split_param(item: str, where: str = "-params") -> tuple[str, str]:
+    """``key:value`` (as the zoo's ``-params``) into the key and the value's Python text."""
+    key, sep, text = item.partition(":")
+    if not sep or not key:
+        raise CompareError(f"bad {where} item {item!r}: expected key:value")
+    return key, text
+
+
+def evaluate(text: str) -> Any:
+    """The value of a ``-params`` text, as the zoo evaluates it (``"dict(...)"`` stays a string, as in the zoo)."""
+    from sb3_dsdpg import zoo
+
+    try:
+        return eval(text, dict(zoo.EVAL_NAMESPACE))
+    except Exception as exc:
+        raise CompareError(f"cannot evaluate -params value {text!r}: {type(exc).__name__}: {exc}") from exc
+
+
+def as_kwargs(value: Any, where: str) -> dict[str, Any]:
+    """A ``policy_kwargs`` value (mapping, ``"dict(...)"`` string or None) as a dict."""
+    from sb3_dsdpg import zoo
+
+    if value is None:
+        return {}
+    kwargs = zoo._as_dict(value)
+    if kwargs is None:
+        raise CompareError(f"{where}: policy_kwargs {value!r} is not a mapping or a 'dict(...)' string")
+    return kwargs
+
+
+def _expression(value: Any) -> str:
+    """Python text that evaluates (in the zoo's namespace) back to ``value``."""
+    import torch as th
+
+    if isinstance(value, type):
+        for prefix, module in (("th.nn", th.nn), ("th.optim", th.optim)):
+            if getattr(module, value.__name__, None) is value:
+                return f"{prefix}.{value.__name__}"
+        raise CompareError(f"cannot write {value!r} into -params")
+    if isinstance(value, dict):
+        if all(isinstance(key, str) and key.isidentifier() for key in value):
+            return "dict(" + ", ".join(f"{key}={_expression(item)}" for key, item in value.items()) + ")"
+        return "{" + ", ".join(f"{key!r}: {_expression(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_expression(item) for item in value) + "]"
+    if isinstance(value, tuple):
+        return "(" + "".join(f"{_expression(item)}, " for item in value).rstrip(" ") + ")"
+    return repr(value)
+
+
+def policy_kwargs_param(kwargs: dict[str, Any]) -> str:
+    """The ``policy_kwargs:"dict(...)"`` item of ``-params`` for ``kwargs`` (checked to evaluate back to them)."""
+    from sb3_dsdpg import zoo
+
+    text = _expression(kwargs)
+    if eval(text, dict(zoo.EVAL_NAMESPACE)) != kwargs:
+        raise CompareError(f"cannot write policy_kwargs {kwargs!r} into -params")
+    return "policy_kwargs:" + (f'"{text}"' if '"' not in text and "\\" not in text else repr(text))
+
+
+def shared_values(env: EnvSpec, suite: Suite | None) -> dict[str, Any]:
+    """
+    The matched-protocol values of :data:`SHARED_KEYS` on ``env`` (before ``--params``): DSDPG's constructor
+    defaults, replaced by what DSDPG's zoo entry for the env sets, then by the suite's ``shared`` and the env's own.
+    """
+    _, _, entry = zoo_entry("dsdpg", env.env_id)
+    values = dict(DSDPG_DEFAULTS)
+    values.update({key: entry[key] for key in (*SCALAR_SHARED_KEYS, *NOISE_KEYS) if key in entry})
+    net_arch = as_kwargs(entry.get("policy_kwargs"), f"dsdpg entry of {env.env_id}").get("net_arch")
+    if net_arch is not None:
+        values["net_arch"] = net_arch
+    if suite is not None:
+        values.update(suite.shared)
+        same = [spec for spec in suite.envs if (spec.env_id, spec.kwargs) == (env.env_id, env.kwargs)]
+        values.update(same[0].shared if same else ())
+    values.update(env.shared)
+    if values.get("noise_type") is None:
+        values.pop("noise_std", None)
+    return values
+
+
+def matched_params(
+    algo: str, env: EnvSpec, shared: dict[str, Any], common: Sequence[str] = (), own: Sequence[str] = ()
+) -> tuple[str, ...]:
+    """
+    The ``-params`` of ``algo`` on ``env`` under the matched protocol: the shared values, each of them written out
+    (so that the algorithm's own zoo entry cannot differ), ``net_arch`` put into the algorithm's own ``policy_kwargs``
+    (its other keys kept), action noise for deterministic-actor algorithms only (a stochastic-policy algorithm gets
+    ``noise_type:None`` if its zoo entry sets a noise, else nothing), then the overrides.
+
+    :param algo: the algorithm
+    :param env: the env
+    :param shared: :func:`shared_values` of the env
+    :param common: ``key:value`` overrides for every algorithm (``--params``): a shared key replaces its shared value,
+        ``policy_kwargs`` is merged key by key into the algorithm's, noise keys reach deterministic actors only
+    :param own: ``key:value`` overrides of this algorithm (the suite's ``algo_params``, then ``--algo-params``):
+        replace, ``policy_kwargs`` merged key by key, noise keys apply whatever the algorithm
+    :return: the ``-params`` items
+    """
+    path, name, entry = zoo_entry(algo, env.env_id)
+    deterministic = algo in DETERMINISTIC_ACTOR_ALGOS
+    scalars = {key: repr(shared[key]) for key in SCALAR_SHARED_KEYS if key in shared}
+    policy_kwargs = as_kwargs(entry.get("policy_kwargs"), f"entry {name!r} of {path}")
+    net_arch = shared["net_arch"]  # a list, or dict(pi=[...], qf=[...])
+    policy_kwargs["net_arch"] = list(net_arch) if isinstance(net_arch, (list, tuple)) else dict(net_arch)
+    noise = {key: repr(shared[key]) for key in NOISE_KEYS if key in shared} if deterministic else {}
+    others: dict[str, str] = {}
+    for scope, items in (("--params", common), ("--algo-params", own)):
+        for item in items:
+            key, text = split_param(item, scope)
+            if key == "policy_kwargs":
+                policy_kwargs.update(as_kwargs(evaluate(text), f"{scope} {item}"))
+            elif key in NOISE_KEYS:
+                if deterministic or scope == "--algo-params":
+                    noise[key] = text
+            elif key in SCALAR_SHARED_KEYS:
+                scalars[key] = text
+            else:
+                others[key] = text
+    if "noise_type" not in noise or evaluate(noise["noise_type"]) is None:
+        # No action noise: say so only where the zoo entry would otherwise add its own.
+        noise = {"noise_type": "None"} if entry.get("noise_type") is not None else {}
+    return (
+        *(f"{key}:{text}" for key, text in scalars.items()),
+        policy_kwargs_param(policy_kwargs),
+        *(f"{key}:{text}" for key, text in noise.items()),
+        *(f"{key}:{text}" for key, text in others.items()),
+    )
+
+
+def resolved_hyperparams(run: Run) -> dict[str, Any]:
+    """What the zoo makes of ``run``: its zoo entry with the run's ``-params`` applied (values evaluated)."""
+    _, _, hyperparams = zoo_entry(run.algo, run.env.env_id)
+    for item in run.params:
+        key, text = split_param(item)
+        hyperparams[key] = evaluate(text)
+    return hyperparams
+
+
 def build_runs(args: argparse.Namespace) -> list[Run]:
     """Expand the command line into runs (suite values unless overridden), in a stable order."""
     suite = SUITES[args.suite] if args.suite else None
@@ -272,10 +522,13 @@ def build_runs(args: argparse.Namespace) -> list[Run]:
         envs = list(suite.envs)
     else:
         raise CompareError("give --envs or --suite")
+    protocol = getattr(args, "protocol", None) or (suite.protocol if suite else "matched")
+    if protocol not in PROTOCOLS:
+        raise CompareError(f"unknown protocol {protocol!r}: choose from {', '.join(PROTOCOLS)}")
     seeds = args.seeds if args.seeds is not None else (list(suite.seeds) if suite else [0, 1, 2])
     params = tuple(args.params) if args.params is not None else (suite.params if suite else ())
     algo_params: dict[str, list[str]] = {}
-    if suite and args.params is None and args.algo_params is None:
+    if suite and (protocol == "matched" or (args.params is None and args.algo_params is None)):
         for algo, value in suite.algo_params:
             if algo in args.algos:
                 algo_params.setdefault(algo, []).append(value)
@@ -287,6 +540,20 @@ def build_runs(args: argparse.Namespace) -> list[Run]:
     for algo in algo_params:
         if algo not in args.algos:
             raise CompareError(f"--algo-params for {algo!r}, which is not among --algos {args.algos}")
+    run_params: dict[tuple[EnvSpec, str], tuple[str, ...]] = {}
+    for env in envs:
+        shared = shared_values(env, suite) if protocol == "matched" else {}
+        for algo in args.algos:
+            if protocol == "zoo":
+                run_params[env, algo] = params + tuple(algo_params.get(algo, ()))
+            elif algo in DETERMINISTIC_ACTOR_ALGOS | STOCHASTIC_POLICY_ALGOS:
+                run_params[env, algo] = matched_params(algo, env, shared, args.params or (), algo_params.get(algo, ()))
+            else:
+                known = ", ".join(sorted(DETERMINISTIC_ACTOR_ALGOS | STOCHASTIC_POLICY_ALGOS))
+                raise CompareError(
+                    f"the matched protocol shares off-policy hyperparameters between {known}; {algo!r} is not one "
+                    "of them: use --protocol zoo"
+                )
     runs = []
     # Seed-major order: an interrupted sweep has whole seeds of every (algo, env), which the aggregate can use.
     for seed in seeds:
@@ -299,7 +566,7 @@ def build_runs(args: argparse.Namespace) -> list[Run]:
             for algo in args.algos:
                 runs.append(
                     Run(algo, env, seed, timesteps, eval_freq, eval_episodes, args.n_eval_envs,
-                        params + tuple(algo_params.get(algo, ())))
+                        run_params[env, algo], protocol)
                 )  # fmt: skip
     if len({run.name for run in runs}) != len(runs):
         raise CompareError("the same (algo, env, seed) is listed twice")
@@ -318,7 +585,10 @@ def read_marker(run: Run, out: Path) -> dict[str, Any] | None:
         marker = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return marker if marker.get("config") == run.config() else None
+    config = marker.get("config")
+    if isinstance(config, dict) and "protocol" not in config:
+        config = {**config, "protocol": "zoo"}  # written before --protocol existed: the zoo protocol
+    return marker if config == run.config() else None
 
 
 def evaluation_file(folder: Path) -> Path | None:
@@ -472,6 +742,13 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--algos", nargs="+", default=list(DEFAULT_ALGOS), help="zoo algorithms (default: dsdpg td3 tqc)")
     parser.add_argument("--envs", nargs="+", help="env IDs, with make-kwargs as ID:key=value,key=value")
     parser.add_argument("--suite", choices=sorted(SUITES), help="named set of envs, budgets, seeds and overrides")
+    parser.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        help="matched: every algorithm gets the same shared hyperparameters on an env (learning rate, batch, gamma, "
+        "buffer, learning starts, net_arch, action noise for deterministic actors, train_freq, gradient_steps); zoo: "
+        "each algorithm's own zoo entry (default: the suite's, matched without a suite)",
+    )
     parser.add_argument("--seeds", nargs="+", type=int, help="seeds, paired across algorithms (default: suite's or 0 1 2)")
     parser.add_argument("--timesteps", "-n", type=int, help="env steps per run (default: the suite's per-env budget)")
     parser.add_argument("--out", required=True, type=Path, help="sweep folder (logs/ and report/)")
@@ -481,7 +758,12 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-freq", type=int, help="env steps between evaluations (default: suite's or n/10)")
     parser.add_argument("--eval-episodes", type=int, help="deterministic episodes per evaluation (default: suite's or 10)")
     parser.add_argument("--n-eval-envs", type=int, default=1, help="evaluation envs")
-    parser.add_argument("--params", nargs="*", help="zoo -params overrides for every algorithm (default: the suite's)")
+    parser.add_argument(
+        "--params",
+        nargs="*",
+        help="zoo -params overrides for every algorithm (zoo protocol: instead of the suite's; matched: on top of the "
+        "shared values, policy_kwargs merged into each algorithm's, noise keys for deterministic actors only)",
+    )
     parser.add_argument("--algo-params", nargs="+", metavar="ALGO:KEY:VALUE", help="-params overrides for one algorithm")
     parser.add_argument("--no-update-cost", action="store_true", help="leave the update-cost benchmark out of the report")
     parser.add_argument("--no-report", action="store_true", help="only run")
@@ -500,8 +782,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
     try:
-        runs = build_runs(args)
         check_algos(args.algos)
+        runs = build_runs(args)
         check_envs(list(dict.fromkeys(run.env for run in runs)))
         check_out(args.out)
         if args.backend == "ray" and not args.report_only:
@@ -509,14 +791,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CompareError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
     out: Path = args.out
-    (out / "compare_command.json").write_text(json.dumps({"argv": argv, "runs": [run.name for run in runs]}, indent=1))
+    protocol = runs[0].protocol if runs else None
+    (out / "compare_command.json").write_text(
+        json.dumps({"argv": argv, "protocol": protocol, "runs": [run.name for run in runs]}, indent=1)
+    )
 
     failed: list[dict[str, Any]] = []
     if not args.report_only:
         from tqdm.auto import tqdm
 
         todo = [run for run in runs if read_marker(run, out) is None]
-        print(f"{len(runs)} runs, {len(runs) - len(todo)} already finished in {out}, {len(todo)} to run ({args.backend})")
+        print(
+            f"{len(runs)} runs ({protocol} protocol), {len(runs) - len(todo)} already finished in {out}, "
+            f"{len(todo)} to run ({args.backend})"
+        )
         with tqdm(total=len(runs), initial=len(runs) - len(todo), unit="run", desc="compare") as progress:
             if todo:
                 try:

@@ -8,8 +8,11 @@ markers and the zoo's ``evaluations.npz``):
   ``performance_profile.png``, over min-max normalised final scores: per env, 0 = the lower of the score of a uniform
   random policy (measured here, ``random_scores.json``) and the worst final score of any run, 1 = the best final
   score of any run of any algorithm (seeds paired: only seeds every algorithm finished on the envs used);
-- ``results.csv`` (one row per algo and env), ``runs.csv`` (one row per run) and ``results.md`` (both tables, the
-  aggregates, the normalisation, and the output of :mod:`sb3_dsdpg.benchmarks.update_cost`).
+- ``results.csv`` (one row per algo and env), ``runs.csv`` (one row per run), ``paired.csv`` (one row per env and
+  seed finished by every algorithm: each algorithm's final return and DSDPG minus each other algorithm) and
+  ``results.md`` (the protocol and the settings every algorithm got on every env, read from the zoo's ``config.yml``
+  of the runs, the tables, the paired per-seed results, the aggregates, the normalisation, and the output of
+  :mod:`sb3_dsdpg.benchmarks.update_cost`).
 
 The final score of a run is the mean return of the deterministic episodes of its last evaluation.
 """
@@ -27,8 +30,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
-from sb3_dsdpg.compare import MARKER, EnvSpec, Run, read_marker
+from sb3_dsdpg.compare import (
+    DETERMINISTIC_ACTOR_ALGOS,
+    MARKER,
+    NOISE_KEYS,
+    SCALAR_SHARED_KEYS,
+    CompareError,
+    EnvSpec,
+    Run,
+    as_kwargs,
+    read_marker,
+    resolved_hyperparams,
+)
 
 RANDOM_EPISODES = 10
 BOOTSTRAP_REPS = 2000
@@ -58,6 +73,266 @@ def load_finished(out: Path, runs: Sequence[Run]) -> list[dict[str, Any]]:
         returns = np.asarray(data["results"], dtype=float).mean(axis=1)
         finished.append({"run": run, "marker": marker, "timesteps": np.asarray(data["timesteps"]), "returns": returns})
     return finished
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Settings every algorithm got
+# ----------------------------------------------------------------------------------------------------------------------
+
+# Columns of the settings table: (key, header).
+SETTING_COLUMNS = (
+    ("learning_rate", "lr"),
+    ("batch_size", "batch"),
+    ("gamma", "gamma"),
+    ("buffer_size", "buffer"),
+    ("learning_starts", "learning starts"),
+    ("net_arch", "net_arch"),
+    ("noise", "action noise"),
+    ("train_freq", "train_freq"),
+    ("gradient_steps", "gradient steps"),
+)
+# The policies' net_arch when policy_kwargs leaves it out (SB3 / sb3-contrib / sb3_dsdpg policies, MLP features).
+DEFAULT_NET_ARCH = {"dsdpg": [256, 256], "td3": [400, 300], "ddpg": [400, 300], "sac": [256, 256], "tqc": [256, 256]}
+# Keys of a zoo config.yml that are neither shared nor the algorithm's own arguments worth listing.
+NOT_ALGO_SPECIFIC = frozenset({"n_timesteps", "policy", "policy_kwargs", *SCALAR_SHARED_KEYS, *NOISE_KEYS})
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """Safe loader of the zoo's ``config.yml`` (an ``OrderedDict`` dumped by PyYAML's default dumper)."""
+
+
+def _ordered_dict(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
+    (pairs,) = loader.construct_sequence(node, deep=True)
+    return {key: value for key, value in pairs}
+
+
+_ConfigLoader.add_constructor("tag:yaml.org,2002:python/object/apply:collections.OrderedDict", _ordered_dict)
+
+
+def config_file(out: Path, item: dict[str, Any]) -> Path | None:
+    """The zoo's ``config.yml`` of a finished run (``<algo>/<Env>_1/<Env>/config.yml``), if it is there."""
+    run = item["run"]
+    eval_dir = (run.folder(out) / item["marker"]["evaluations"]).parent
+    path = eval_dir / run.env.env_id.replace("/", "-") / "config.yml"
+    if path.is_file():
+        return path
+    found = sorted(eval_dir.glob("*/config.yml"))
+    return found[0] if found else None
+
+
+def read_config(path: Path) -> dict[str, Any] | None:
+    """The hyperparameters a zoo run recorded (its ``config.yml``), or None when unreadable."""
+    try:
+        with open(path) as handle:
+            data = yaml.load(handle, Loader=_ConfigLoader)  # a SafeLoader with one more constructor
+    except (OSError, yaml.YAMLError, ValueError):
+        return None
+    return dict(data) if isinstance(data, dict) else None
+
+
+def _constructor_defaults(algo: str) -> dict[str, Any]:
+    """The algorithm's constructor defaults (for the keys a run left unset)."""
+    import inspect
+
+    try:
+        from sb3_dsdpg import zoo
+
+        zoo.register()
+        parameters = inspect.signature(zoo.ALGOS[algo].__init__).parameters
+    except Exception:
+        return {}
+    return {name: p.default for name, p in parameters.items() if p.default is not inspect.Parameter.empty}
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value).replace("|", "\\|")
+
+
+def setting_cells(algo: str, hyperparams: dict[str, Any]) -> dict[str, str]:
+    """
+    The settings table's cells of one algorithm on one env: the shared keys (``(default)`` where the run left a key
+    to the algorithm's constructor), the action noise, and the algorithm-specific arguments.
+    """
+    defaults = _constructor_defaults(algo)
+    try:
+        policy_kwargs = as_kwargs(hyperparams.get("policy_kwargs"), "config")
+    except CompareError:
+        policy_kwargs = {"unreadable": hyperparams.get("policy_kwargs")}
+    cells = {}
+    for key in SCALAR_SHARED_KEYS:
+        if key in hyperparams:
+            cells[key] = _show(hyperparams[key])
+        else:
+            cells[key] = f"{_show(defaults[key])} (default)" if key in defaults else "default"
+    if "net_arch" in policy_kwargs:
+        cells["net_arch"] = _show(policy_kwargs["net_arch"])
+    else:
+        cells["net_arch"] = f"{DEFAULT_NET_ARCH[algo]} (default)" if algo in DEFAULT_NET_ARCH else "default"
+    if hyperparams.get("noise_type") is not None:
+        cells["noise"] = f"{hyperparams['noise_type']} {_show(hyperparams.get('noise_std'))}"
+    else:
+        cells["noise"] = "none" if algo in DETERMINISTIC_ACTOR_ALGOS else "none (entropy)"
+    own = [f"{key}={_show(value)}" for key, value in sorted(hyperparams.items()) if key not in NOT_ALGO_SPECIFIC]
+    own += [f"policy_kwargs.{key}={_show(value)}" for key, value in policy_kwargs.items() if key != "net_arch"]
+    if hyperparams.get("policy", "MlpPolicy") != "MlpPolicy":
+        own.append(f"policy={hyperparams['policy']}")
+    cells["own"] = "; ".join(own) if own else "-"
+    return cells
+
+
+def settings(out: Path, runs: Sequence[Run], finished: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """
+    Per env and algorithm: the settings it got, read from its finished runs' ``config.yml`` (what ran) or, when none
+    is there, resolved from its zoo entry and ``-params`` (what will run).
+
+    :return: rows with ``env``, ``algo``, ``source``, ``cells`` (:func:`setting_cells`)
+    """
+    rows = []
+    for env in dict.fromkeys(run.env for run in runs):
+        for algo in dict.fromkeys(run.algo for run in runs):
+            configs = []
+            for item in finished:
+                if item["run"].env == env and item["run"].algo == algo:
+                    path = config_file(out, item)
+                    config = read_config(path) if path else None
+                    if config is not None:
+                        configs.append(config)
+            if configs:
+                cells = [setting_cells(algo, config) for config in configs]
+                source = f"config.yml ({len(configs)} runs)" if len(configs) > 1 else "config.yml (1 run)"
+                if any(cell != cells[0] for cell in cells):
+                    source += ", differs between seeds"
+                rows.append({"env": env.label, "algo": algo, "source": source, "cells": cells[0]})
+                continue
+            run = next(run for run in runs if run.env == env and run.algo == algo)
+            try:
+                cells = setting_cells(algo, resolved_hyperparams(run))
+            except CompareError as exc:
+                cells = {key: "?" for key, _ in SETTING_COLUMNS} | {"own": f"unknown: {exc}"}
+            rows.append({"env": env.label, "algo": algo, "source": "zoo entry + -params (no config.yml)", "cells": cells})
+    return rows
+
+
+def shared_differences(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Per env, the shared settings that are not the same for every algorithm (noise: deterministic actors only)."""
+    differences = {}
+    for env in dict.fromkeys(row["env"] for row in rows):
+        group = [row for row in rows if row["env"] == env]
+        keys = []
+        for key, header in SETTING_COLUMNS:
+            members = [row for row in group if key != "noise" or row["algo"] in DETERMINISTIC_ACTOR_ALGOS]
+            if len({row["cells"][key].replace(" (default)", "") for row in members}) > 1:
+                keys.append(header)
+        if keys:
+            differences[env] = keys
+    return differences
+
+
+PROTOCOL_TEXT = {
+    "matched": "**Protocol: matched.** On each env every algorithm got the same learning rate, batch size, gamma, "
+    "buffer size, learning starts, network sizes (`net_arch`), train frequency and gradient steps; the "
+    "deterministic-actor algorithms (dsdpg, td3, ddpg) the same action noise, while the stochastic-policy algorithms "
+    "(tqc, sac) explore through their entropy and ran without action noise (a noise of their zoo entry is switched "
+    "off). The algorithms differ only in their own arguments (TQC's quantiles and entropy, TD3's policy delay and "
+    "target noise, DSDPG's world model and samples, ...), as in their zoo entries. Settings below.",
+    "zoo": "**Protocol: zoo.** Every algorithm ran its own zoo entry (`hyperparams/<algo>.yml`, or rl-zoo3's own "
+    "file where ours lacks the env) plus the sweep's `-params` overrides: the settings below differ between "
+    "algorithms (learning rate, batch size, gamma, network sizes, ... as their entries set them).",
+}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Paired per-seed results
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def paired(
+    finished: list[dict[str, Any]], envs: Sequence[EnvSpec], algos: Sequence[str], seeds: Sequence[int]
+) -> list[dict[str, Any]]:
+    """
+    Per env: the final returns of the seeds every algorithm finished, and DSDPG minus each other algorithm.
+
+    :return: per env ``env``, ``rows`` (``seed``, ``final`` {algo: return}, ``diff`` {algo: dsdpg - algo}),
+        ``summary`` {algo: (mean difference, seeds DSDPG is ahead, ties, pairs)}, ``missing`` {seed: [algos]}
+    """
+    final = {(item["run"].algo, item["run"].env, item["run"].seed): float(item["returns"][-1]) for item in finished}
+    others = [algo for algo in algos if algo != "dsdpg"]
+    result = []
+    for env in envs:
+        rows, missing = [], {}
+        for seed in seeds:
+            absent = [algo for algo in algos if (algo, env, seed) not in final]
+            if absent:
+                missing[seed] = absent
+                continue
+            values = {algo: final[(algo, env, seed)] for algo in algos}
+            diff = {algo: values["dsdpg"] - values[algo] for algo in others} if "dsdpg" in values else {}
+            rows.append({"seed": seed, "final": values, "diff": diff})
+        summary = {}
+        if rows and "dsdpg" in algos:
+            for algo in others:
+                diffs = np.array([row["diff"][algo] for row in rows])
+                summary[algo] = (float(diffs.mean()), int((diffs > 0).sum()), int((diffs == 0).sum()), len(diffs))
+        result.append({"env": env.label, "rows": rows, "summary": summary, "missing": missing})
+    return result
+
+
+def write_paired_csv(pairs: list[dict[str, Any]], algos: Sequence[str], path: Path) -> None:
+    """``paired.csv``: one row per env and paired seed."""
+    others = [algo for algo in algos if algo != "dsdpg"] if "dsdpg" in algos else []
+    fields = ["env", "seed", *(f"final_{algo}" for algo in algos), *(f"dsdpg_minus_{algo}" for algo in others)]
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        for group in pairs:
+            for row in group["rows"]:
+                writer.writerow(
+                    {
+                        "env": group["env"],
+                        "seed": row["seed"],
+                        **{f"final_{algo}": row["final"][algo] for algo in algos},
+                        **{f"dsdpg_minus_{algo}": row["diff"][algo] for algo in others},
+                    }
+                )
+
+
+def paired_lines(pairs: list[dict[str, Any]], algos: Sequence[str]) -> list[str]:
+    """The "Paired per-seed results" section of results.md."""
+    lines = [
+        "## Paired per-seed results",
+        "",
+        "Final return of each seed (the same seed for every algorithm) and the difference DSDPG minus each other "
+        "algorithm on that seed. Only seeds finished by every algorithm of the env are paired. Also in `paired.csv`.",
+        "",
+    ]
+    if "dsdpg" not in algos or len(algos) < 2:
+        return [*lines, "DSDPG and at least one other algorithm are needed for paired differences.", ""]
+    others = [algo for algo in algos if algo != "dsdpg"]
+    for group in pairs:
+        lines += [f"### {group['env']}", ""]
+        if group["rows"]:
+            lines += [
+                "| seed | " + " | ".join(algos) + " | " + " | ".join(f"dsdpg - {algo}" for algo in others) + " |",
+                "|---:|" + "---:|" * (len(algos) + len(others)),
+            ]
+            for row in group["rows"]:
+                cells = [_fmt(row["final"][algo]) for algo in algos] + [f"{row['diff'][algo]:+.1f}" for algo in others]
+                lines.append(f"| {row['seed']} | " + " | ".join(cells) + " |")
+            lines.append("")
+            for algo, (mean, ahead, ties, n) in group["summary"].items():
+                tie_text = f" ({ties} tied)" if ties else ""
+                lines.append(f"- DSDPG ahead of {algo} on {ahead} of {n} seeds{tie_text}, mean difference {mean:+.1f}")
+        else:
+            lines.append("- No seed finished by every algorithm yet.")
+        if group["missing"]:
+            lines.append(
+                "- Not paired (not finished by every algorithm): "
+                + ", ".join(f"seed {seed} ({', '.join(absent)} missing)" for seed, absent in group["missing"].items())
+            )
+        lines.append("")
+    return lines
 
 
 def random_score(env: EnvSpec, episodes: int = RANDOM_EPISODES, seed: int = 0) -> float:
@@ -315,6 +590,11 @@ def write_report(
         writer.writeheader()
         writer.writerows(run_rows)
 
+    pairs = paired(finished, envs, algos, seeds)
+    write_paired_csv(pairs, algos, report / "paired.csv")
+    setting_rows = settings(out, runs, finished)
+    protocols = list(dict.fromkeys(run.protocol for run in runs))
+
     figures = plot_curves(finished, envs, algos, report) if finished else []
     summary = aggregate(finished, envs, algos, seeds, lows)
     aggregates: dict[str, Any] = {}
@@ -346,6 +626,36 @@ def write_report(
         f"{', '.join(map(str, seeds))}). Final score of a run = mean return of the deterministic episodes of its last "
         "evaluation.",
         "",
+        *(PROTOCOL_TEXT.get(protocol, f"**Protocol: {protocol}.**") for protocol in protocols),
+        "",
+        "## Settings per algorithm and env",
+        "",
+        "What each algorithm got, read from the zoo's `config.yml` of its finished runs (`<algo>/<Env>_1/<Env>/`), "
+        "else from its zoo entry and `-params`. `(default)`: the run left the key to the algorithm's constructor "
+        "(or policy). Own arguments: the rest of its configuration (algorithm-specific).",
+        "",
+        "| env | algo | " + " | ".join(header for _, header in SETTING_COLUMNS) + " | own arguments | source |",
+        "|---|---|" + "---|" * (len(SETTING_COLUMNS) + 2),
+        *(
+            f"| {row['env']} | {row['algo']} | "
+            + " | ".join(row["cells"][key] for key, _ in SETTING_COLUMNS)
+            + f" | {row['cells']['own']} | {row['source']} |"
+            for row in setting_rows
+        ),
+        "",
+    ]
+    if "matched" in protocols:
+        differences = shared_differences(setting_rows)
+        lines += [
+            "Shared settings that differ between algorithms (per-algorithm overrides): "
+            + "; ".join(f"{env}: {', '.join(keys)}" for env, keys in differences.items())
+            + "."
+            if differences
+            else "On every env the shared settings are the same for every algorithm (action noise compared among "
+            "dsdpg, td3, ddpg only).",
+            "",
+        ]
+    lines += [
         "## Final return per algorithm and env",
         "",
         "| env | algo | steps | seeds | final return mean +- std | IQM | random policy | env steps/s | wall time/run (s) |",
@@ -365,6 +675,7 @@ def write_report(
         "",
         "IQM over seeds is scipy's 25% trimmed mean: with fewer than 4 seeds it equals the mean.",
         "",
+        *paired_lines(pairs, algos),
         "## Aggregate over envs (rliable)",
         "",
         "Normalisation (min-max, per env): 0 = the lower of the mean return of a uniformly random policy over "

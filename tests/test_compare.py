@@ -2,7 +2,9 @@
 
 This module owns the checks of the comparison sweep: a tiny sweep (DSDPG and TD3 on the point mass, 2 seeds, 200 steps,
 tiny networks) that is killed after its first run, resumed, and rerun (no new run), with every report file; the same
-sweep on a local Ray instance started here; and bad input refused before any run.
+sweep on a local Ray instance started here; and bad input refused before any run. Without training: the matched and
+zoo protocols (the composed ``-params`` parsed back), the protocol in the resume key, and the report's settings table
+and paired per-seed results from fake finished runs with known returns.
 """
 
 from __future__ import annotations
@@ -15,11 +17,16 @@ import socket
 import subprocess
 import sys
 import time
+from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+import yaml
 
-from sb3_dsdpg.compare import MARKER
+from sb3_dsdpg import compare as compare_module
+from sb3_dsdpg.compare import MARKER, SCALAR_SHARED_KEYS, Run
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 TINY = [
@@ -43,6 +50,7 @@ REPORT_FILES = [
     "curves_sb3_dsdpg-PointMassBonus-v0-n_bonus=2.png",
     "random_scores.json",
     "aggregate.json",
+    "paired.csv",
 ]
 
 
@@ -81,6 +89,13 @@ def check_report(out: Path) -> None:
     assert "IQM [95% CI]" in text and "random policy" in text
     aggregate = json.loads((report / "aggregate.json").read_text())
     assert set(aggregate["aggregates"]) == {"dsdpg", "td3"}
+    # --envs: the matched protocol, the settings read from the runs' config.yml, both seeds paired.
+    assert "**Protocol: matched.**" in text
+    assert "| sb3_dsdpg/PointMassBonus-v0(n_bonus=2) | td3 | 0.001 | 32 | 0.98 | 200000 | 100 | [8] | normal 0.1 |" in text
+    assert "config.yml (2 runs)" in text and "On every env the shared settings are the same" in text
+    assert "DSDPG ahead of td3 on " in text and " of 2 seeds" in text
+    assert len(read_csv(report / "paired.csv")) == 2
+    assert {marker["config"]["protocol"] for marker in markers(out).values()} == {"matched"}
 
 
 def test_sweep_interrupted_resumed_and_rerun(tmp_path: Path) -> None:
@@ -175,8 +190,6 @@ def test_ray_backend_same_runs(tmp_path: Path) -> None:
 def test_bad_input_refused_before_any_run(
     tmp_path: Path, capsys: pytest.CaptureFixture, args: list[str], message: str
 ) -> None:
-    from sb3_dsdpg import compare as compare_module
-
     if "--backend" in args:
         pytest.importorskip("ray", reason="Ray is not installed: pip install 'sb3_dsdpg[distributed]'")
     out = tmp_path / "out"
@@ -199,3 +212,253 @@ def test_bad_input_through_the_entry_point(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "unknown algorithm 'td4'" in result.stderr and "td3" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Protocols (no training)
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def build(*argv: str) -> list[Run]:
+    return compare_module.build_runs(compare_module.make_parser().parse_args([*argv, "--out", "unused"]))
+
+
+def given(run: Run) -> dict[str, Any]:
+    """The run's -params parsed back as the zoo does (policy_kwargs evaluated to a dict)."""
+    values = {}
+    for item in run.params:
+        key, text = compare_module.split_param(item)
+        values[key] = compare_module.evaluate(text)
+    if "policy_kwargs" in values:
+        values["policy_kwargs"] = compare_module.as_kwargs(values["policy_kwargs"], "test")
+    return values
+
+
+def shared_of(values: dict[str, Any]) -> dict[str, Any]:
+    return {**{key: values.get(key) for key in SCALAR_SHARED_KEYS}, "net_arch": values["policy_kwargs"]["net_arch"]}
+
+
+def by_env_algo(runs: list[Run]) -> dict[tuple[str, str], Run]:
+    return {(run.env.label, run.algo): run for run in runs}
+
+
+def test_matched_protocol_gives_every_algorithm_the_same_shared_values() -> None:
+    runs = build("--envs", "Pendulum-v1", "sb3_dsdpg/InvertedDoublePendulum-DynNoise-v5", "MountainCarContinuous-v0",
+                 "-n", "1000")  # fmt: skip
+    assert {run.protocol for run in runs} == {"matched"}
+    table = by_env_algo(runs)
+    # Without a suite: DSDPG's zoo entry of the env, its constructor defaults where the entry is silent.
+    expected = {
+        "Pendulum-v1": dict(learning_rate=1e-3, batch_size=128, gamma=0.98, buffer_size=200_000, learning_starts=1000,
+                            train_freq=1, gradient_steps=1, net_arch=[64, 64]),
+        "sb3_dsdpg/InvertedDoublePendulum-DynNoise-v5": dict(learning_rate=3e-4, batch_size=256, gamma=0.99,
+                                                             buffer_size=1_000_000, learning_starts=10000, train_freq=1,
+                                                             gradient_steps=1, net_arch=[256, 256]),
+        "MountainCarContinuous-v0": dict(learning_rate=3e-4, batch_size=256, gamma=0.99, buffer_size=1_000_000,
+                                         learning_starts=1000, train_freq=1, gradient_steps=1, net_arch=[256, 256]),
+    }  # fmt: skip
+    for env, values in expected.items():
+        for algo in ("dsdpg", "td3", "tqc"):
+            assert shared_of(given(table[env, algo])) == values, (env, algo)
+        for algo in ("dsdpg", "td3"):
+            assert given(table[env, algo])["noise_type"] == "normal" and given(table[env, algo])["noise_std"] == 0.1
+        assert "noise_type" not in given(table[env, "tqc"]) and "noise_std" not in given(table[env, "tqc"])
+    # TD3's zoo entry for MountainCar (rl-zoo3's file) has Ornstein-Uhlenbeck noise 0.5: replaced by the shared one.
+    assert compare_module.zoo_entry("td3", "MountainCarContinuous-v0")[2]["noise_type"] == "ornstein-uhlenbeck"
+    # TQC's rl-zoo3 MountainCar entry keeps its other policy_kwargs (and its own use_sde, ent_coef) under the matched
+    # net_arch, and the zoo accepts the composed values.
+    tqc = table["MountainCarContinuous-v0", "tqc"]
+    assert given(tqc)["policy_kwargs"] == {"log_std_init": -3.67, "net_arch": [256, 256], "use_expln": True}
+    from sb3_dsdpg import zoo
+
+    resolved = compare_module.resolved_hyperparams(tqc)
+    assert resolved["use_sde"] is True and resolved["ent_coef"] == 0.1 and resolved["batch_size"] == 256
+    zoo.check_hyperparams("tqc", resolved, "test")
+
+
+def test_cpu_small_suite_matched_values() -> None:
+    runs = build("--suite", "cpu-small")
+    assert len(runs) == 5 * 5 * 3 and sorted({run.seed for run in runs}) == [0, 1, 2, 3, 4]
+    assert {run.protocol for run in runs} == {"matched"}
+    shared = dict(learning_rate=1e-3, batch_size=128, gamma=0.98, buffer_size=200_000, learning_starts=500,
+                  train_freq=1, gradient_steps=1, net_arch=[64, 64])  # fmt: skip
+    for run in runs:
+        values = given(run)
+        assert shared_of(values) == shared, run.name
+        if run.algo == "tqc":
+            assert "noise_type" not in values
+        else:
+            assert (values["noise_type"], values["noise_std"]) == ("normal", 0.1)
+        wm = "dict(encoder_arch=[64, 64], decoder_arch=[64, 64], prior_arch=[64, 64])"
+        assert values.get("world_model_kwargs") == (wm if run.algo == "dsdpg" else None)
+    budgets = {run.env.label: run.timesteps for run in runs}
+    assert budgets["Pendulum-v1"] == 6000 and budgets["sb3_dsdpg/PointMassBonus-v0(n_bonus=4)"] == 5000
+
+
+def test_stochastic_policy_gets_no_noise_and_keeps_its_policy_kwargs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A TQC entry with a noise and policy_kwargs beyond net_arch (the shipped ones have neither).
+    conf = tmp_path / "tqc.yml"
+    conf.write_text(
+        "Pendulum-v1:\n  policy: MlpPolicy\n  learning_rate: !!float 3e-4\n  gamma: 0.99\n  noise_type: normal\n"
+        "  noise_std: 0.3\n  top_quantiles_to_drop_per_net: 3\n"
+        '  policy_kwargs: "dict(n_quantiles=10, net_arch=[400, 300], log_std_init=-2)"\n'
+    )
+    original = compare_module.zoo_config_file
+    monkeypatch.setattr(
+        compare_module, "zoo_config_file", lambda algo, env_id: str(conf) if algo == "tqc" else original(algo, env_id)
+    )
+    table = by_env_algo(build("--envs", "Pendulum-v1", "-n", "1000"))
+    tqc = given(table["Pendulum-v1", "tqc"])
+    assert tqc["noise_type"] is None and "noise_std" not in tqc  # the entry's noise switched off
+    assert tqc["policy_kwargs"] == {"n_quantiles": 10, "net_arch": [64, 64], "log_std_init": -2}
+    assert "top_quantiles_to_drop_per_net" not in tqc  # algorithm-specific: stays as in the entry
+    resolved = compare_module.resolved_hyperparams(table["Pendulum-v1", "tqc"])
+    assert resolved["top_quantiles_to_drop_per_net"] == 3 and resolved["noise_type"] is None
+    assert shared_of(tqc) == shared_of(given(table["Pendulum-v1", "td3"])) == shared_of(given(table["Pendulum-v1", "dsdpg"]))
+    from sb3_dsdpg import zoo
+
+    zoo.check_hyperparams("tqc", resolved, "test")
+
+
+def test_user_params_win_over_the_matched_values() -> None:
+    runs = build("--envs", "Pendulum-v1", "-n", "1000", "--algos", "dsdpg", "td3", "tqc", "sac",
+                 "--params", "learning_rate:5e-4", "noise_std:0.3", 'policy_kwargs:"dict(net_arch=[32, 32])"',
+                 "--algo-params", "td3:batch_size:64", "tqc:top_quantiles_to_drop_per_net:5")  # fmt: skip
+    table = by_env_algo(runs)
+    for algo in ("dsdpg", "td3", "tqc", "sac"):
+        values = given(table["Pendulum-v1", algo])
+        assert values["learning_rate"] == 5e-4 and values["policy_kwargs"]["net_arch"] == [32, 32], algo
+        assert values["batch_size"] == (64 if algo == "td3" else 128), algo
+        assert values["gamma"] == 0.98
+    assert given(table["Pendulum-v1", "td3"])["noise_std"] == 0.3
+    assert given(table["Pendulum-v1", "dsdpg"])["noise_std"] == 0.3
+    for algo in ("tqc", "sac"):  # --params noise reaches deterministic actors only
+        assert "noise_std" not in given(table["Pendulum-v1", algo]) and "noise_type" not in given(table["Pendulum-v1", algo])
+    assert given(table["Pendulum-v1", "tqc"])["top_quantiles_to_drop_per_net"] == 5
+    # The suite's algorithm-specific world model stays under the matched protocol, on top go the user's values.
+    dsdpg = given(by_env_algo(build("--suite", "cpu-small", "--params", "gamma:0.95"))["Pendulum-v1", "dsdpg"])
+    assert dsdpg["gamma"] == 0.95 and "world_model_kwargs" in dsdpg and dsdpg["learning_starts"] == 500
+    with pytest.raises(compare_module.CompareError, match="use --protocol zoo"):
+        build("--envs", "Pendulum-v1", "-n", "1000", "--algos", "dsdpg", "ppo")
+
+
+def test_zoo_protocol_reproduces_the_previous_params() -> None:
+    wm = 'world_model_kwargs:"dict(encoder_arch=[64, 64], decoder_arch=[64, 64], prior_arch=[64, 64])"'
+    common = ("learning_starts:500", 'policy_kwargs:"dict(net_arch=[64, 64])"')
+    for run in build("--suite", "cpu-small", "--protocol", "zoo"):
+        assert run.protocol == "zoo"
+        assert run.params == ((*common, wm) if run.algo == "dsdpg" else common)
+    paper = build("--suite", "paper")
+    assert {run.protocol for run in paper} == {"zoo"} and {run.params for run in paper} == {()}
+    # Without a suite, --params for all and --algo-params for one, as before.
+    for run in build("--envs", "Pendulum-v1", "-n", "1000", "--protocol", "zoo", "--params", "batch_size:32",
+                     "--algo-params", "dsdpg:n_samples:4"):  # fmt: skip
+        assert run.params == (("batch_size:32", "n_samples:4") if run.algo == "dsdpg" else ("batch_size:32",))
+    # --params instead of the suite's (and no suite algo_params), as before.
+    for run in build("--suite", "cpu-small", "--protocol", "zoo", "--params", "gamma:0.9"):
+        assert run.params == ("gamma:0.9",)
+
+
+def test_protocol_is_part_of_the_resume_key(tmp_path: Path) -> None:
+    argv = ("--envs", "Pendulum-v1", "-n", "1000", "--seeds", "0", "--algos", "td3")
+    (matched,), (zoo_run,) = build(*argv), build(*argv, "--protocol", "zoo")
+    assert matched.name == zoo_run.name and matched.config() != zoo_run.config()
+    assert matched.config()["protocol"] == "matched" and zoo_run.config()["protocol"] == "zoo"
+    folder = matched.folder(tmp_path)
+    folder.mkdir(parents=True)
+    (folder / MARKER).write_text(json.dumps({"config": zoo_run.config()}))
+    assert compare_module.read_marker(zoo_run, tmp_path) is not None
+    assert compare_module.read_marker(matched, tmp_path) is None  # a finished zoo-protocol run is redone
+    # A marker written before --protocol existed (no "protocol" key) was a zoo-protocol run.
+    old = {key: value for key, value in zoo_run.config().items() if key != "protocol"}
+    (folder / MARKER).write_text(json.dumps({"config": old}))
+    assert compare_module.read_marker(zoo_run, tmp_path) is not None
+    assert compare_module.read_marker(matched, tmp_path) is None
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Report from fake finished runs (no training)
+# ----------------------------------------------------------------------------------------------------------------------
+
+PENDULUM = "Pendulum-v1"
+POINT_MASS = "sb3_dsdpg/PointMassBonus-v0(n_bonus=2)"
+# Final returns per (env, algo, seed); td3 never finished seed 3 on Pendulum.
+FINALS = {
+    (PENDULUM, "dsdpg"): {0: -100.0, 1: -150.0, 2: -200.0, 3: -120.0},
+    (PENDULUM, "td3"): {0: -110.0, 1: -140.0, 2: -260.0},
+    (PENDULUM, "tqc"): {0: -90.0, 1: -100.0, 2: -150.0, 3: -130.0},
+    (POINT_MASS, "dsdpg"): {0: 1.0, 1: 2.0, 2: 3.0, 3: 4.0},
+    (POINT_MASS, "td3"): {0: 1.0, 1: 1.0, 2: 5.0, 3: 1.5},
+    (POINT_MASS, "tqc"): {0: 0.0, 1: 0.0, 2: 0.0, 3: 0.0},
+}
+
+
+def fake_finished(out: Path, run: Run, final: float, config: dict[str, Any] | None) -> None:
+    """What a finished run leaves: the zoo's evaluations.npz (and config.yml), and the completion marker."""
+    folder = run.folder(out)
+    env_name = run.env.env_id.replace("/", "-")
+    eval_dir = folder / run.algo / f"{env_name}_1"
+    eval_dir.mkdir(parents=True)
+    np.savez(
+        eval_dir / "evaluations.npz",
+        timesteps=np.array([100, 200]),
+        results=np.array([[final - 5.0, final - 5.0], [final - 1.0, final + 1.0]]),
+        ep_lengths=np.array([[50, 50], [50, 50]]),
+    )
+    if config is not None:
+        (eval_dir / env_name).mkdir()
+        with open(eval_dir / env_name / "config.yml", "w") as handle:
+            yaml.dump(OrderedDict(sorted(config.items())), handle)  # as the zoo writes it
+    marker = {
+        "config": run.config(),
+        "name": run.name,
+        "returncode": 0,
+        "wall_time_s": 10.0,
+        "steps_per_s": 20.0,
+        "host": "test",
+        "evaluations": str((eval_dir / "evaluations.npz").relative_to(folder)),
+    }
+    (folder / MARKER).write_text(json.dumps(marker))
+
+
+def test_paired_report_from_fake_runs(tmp_path: Path) -> None:
+    from sb3_dsdpg import compare_report
+
+    argv = ["--envs", "Pendulum-v1", "sb3_dsdpg/PointMassBonus-v0:n_bonus=2", "--seeds", "0", "1", "2", "3", "-n", "200"]
+    runs = build(*argv)
+    out = tmp_path / "sweep"
+    for run in runs:
+        final = FINALS[run.env.label, run.algo].get(run.seed)
+        if final is not None:  # td3 leaves config.yml out: its settings come from its zoo entry and -params
+            config = None if run.algo == "td3" else compare_module.resolved_hyperparams(run)
+            fake_finished(out, run, final, config)
+    (out / "report").mkdir(parents=True)
+    (out / "report" / "random_scores.json").write_text(json.dumps({PENDULUM: -1200.0, POINT_MASS: -0.2}))
+    compare_report.write_report(out, runs, argv, update_cost=False)
+    report = out / "report"
+
+    paired = read_csv(report / "paired.csv")
+    rows = {(row["env"], int(row["seed"])): row for row in paired}
+    assert set(rows) == {(PENDULUM, 0), (PENDULUM, 1), (PENDULUM, 2)} | {(POINT_MASS, seed) for seed in range(4)}
+    assert [float(rows[PENDULUM, seed]["dsdpg_minus_td3"]) for seed in range(3)] == [10.0, -10.0, 60.0]
+    assert [float(rows[PENDULUM, seed]["dsdpg_minus_tqc"]) for seed in range(3)] == [-10.0, -50.0, -50.0]
+    assert float(rows[POINT_MASS, 3]["final_td3"]) == 1.5
+    assert [float(rows[POINT_MASS, seed]["dsdpg_minus_td3"]) for seed in range(4)] == [0.0, 1.0, -2.0, 2.5]
+
+    text = (report / "results.md").read_text()
+    assert "**Protocol: matched.**" in text
+    assert "- DSDPG ahead of td3 on 2 of 3 seeds, mean difference +20.0" in text
+    assert "- DSDPG ahead of tqc on 0 of 3 seeds, mean difference -36.7" in text
+    assert "- Not paired (not finished by every algorithm): seed 3 (td3 missing)" in text
+    assert "- DSDPG ahead of td3 on 2 of 4 seeds (1 tied), mean difference +0.4" in text
+    assert "- DSDPG ahead of tqc on 4 of 4 seeds, mean difference +2.5" in text
+    assert "| 2 | -200.0 | -260.0 | -150.0 | +60.0 | -50.0 |" in text
+    # Settings: from config.yml where the run wrote one, else from the zoo entry and -params; the same shared values.
+    assert f"| {PENDULUM} | dsdpg | 0.001 | 128 | 0.98 | 200000 | 1000 | [64, 64] | normal 0.1 | 1 | 1 |" in text
+    assert f"| {PENDULUM} | tqc | 0.001 | 128 | 0.98 | 200000 | 1000 | [64, 64] | none (entropy) | 1 | 1 |" in text
+    assert "config.yml (4 runs)" in text and "zoo entry + -params (no config.yml)" in text
+    assert "On every env the shared settings are the same for every algorithm (action noise compared" in text
+    # Everything else of the report is still there.
+    for name in ("results.csv", "runs.csv", "aggregate.json", "curves.png", "aggregate.png"):
+        assert (report / name).is_file(), name
+    assert "## Final return per algorithm and env" in text and "## Aggregate over envs (rliable)" in text
