@@ -36,8 +36,15 @@ VARIANTS: dict[str, dict] = {
     # The two estimators of the gradient part of a joint sample, for the parity check of the directional one.
     "sobolev_directions=None (full gradient)": {"sobolev_directions": None},
     "sobolev_directions=1": {"sobolev_directions": 1},
-    # Where the critic learns: the replay's actions (the default) against the current policy's (MAGE's loop).
+    # Where the critic learns: the current policy's actions (the default with a world model, MAGE's loop) against
+    # the replay's.
     "critic_actions=policy": {"critic_actions": "policy"},
+    "critic_actions=replay": {"critic_actions": "replay"},
+    # The units of the loss and the world model's warm-up (all three on by default), off together and one by one.
+    "raw units, no warm-up": {"reward_scale": 1.0, "normalize_samples": False, "world_model_warmup_steps": 0},
+    "normalize_samples=False": {"normalize_samples": False},
+    "reward_scale=1": {"reward_scale": 1.0},
+    "world_model_warmup_steps=0": {"world_model_warmup_steps": 0},
 }
 ABLATION_VARIANTS = list(VARIANTS)[:6]
 ENVS: dict[str, dict] = {
