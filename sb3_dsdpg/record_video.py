@@ -1,32 +1,21 @@
 """``python -m sb3_dsdpg.record_video``: rl-zoo3's ``record_video`` (and ``record_training``) with ``dsdpg``.
 
-This module owns the video entry point only. ``python -m sb3_dsdpg.record_video ARGS`` is
-``python -m rl_zoo3.record_video ARGS`` with DSDPG loaded for playback (one-slot replay buffer);
-``python -m sb3_dsdpg.record_video --training ARGS`` is ``python -m rl_zoo3.record_training ARGS``, whose per-model
-recordings then run ``sb3_dsdpg.record_video`` with this interpreter instead of ``python -m rl_zoo3.record_video``
-(which does not know ``dsdpg``). ``record_training`` also needs the ``ffmpeg`` program on the PATH.
+``python -m sb3_dsdpg.record_video ARGS`` is ``python -m rl_zoo3.record_video ARGS`` with DSDPG loaded for playback;
+``python -m sb3_dsdpg.record_video --training ARGS`` is ``python -m rl_zoo3.record_training ARGS`` (needs ``ffmpeg``).
+Needs the ``zoo`` extra. The command lives in :func:`sb3_dsdpg.tools.zoo_commands.record_video`.
 """
 
-import sys
 from collections.abc import Sequence
 
-from sb3_dsdpg import zoo
+from sb3_dsdpg.tools.extras import exit_if_missing
 
 
 def main(args: Sequence[str] | None = None) -> None:
-    """
-    Record a video of a trained agent (or, with ``--training``, of every checkpoint of a run).
+    """Run the command (``args``: default ``sys.argv[1:]``)."""
+    with exit_if_missing("python -m sb3_dsdpg.record_video"):
+        from sb3_dsdpg.tools import zoo_commands
 
-    :param args: command-line arguments (default: ``sys.argv[1:]``)
-    """
-    args = sys.argv[1:] if args is None else list(args)
-    zoo.register(playback=True)
-    if "--training" in args:
-        args.remove("--training")
-        with zoo.redirect_record_video():
-            zoo.run_zoo_module("rl_zoo3.record_training", args)
-    else:
-        zoo.run_zoo_module("rl_zoo3.record_video", args)
+        zoo_commands.record_video(args)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The update-cost benchmark runs end to end and prints every row it promises (no timing is asserted)."""
 
-from sb3_dsdpg.benchmarks import update_cost
+from sb3_dsdpg.tools import update_cost
 
 
 def test_update_cost_prints_every_algorithm_and_ratio(capsys):

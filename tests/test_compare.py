@@ -25,8 +25,9 @@ import numpy as np
 import pytest
 import yaml
 
-from sb3_dsdpg import compare as compare_module
-from sb3_dsdpg.compare import MARKER, SCALAR_SHARED_KEYS, Run
+from sb3_dsdpg.tools.compare import runs as runs_module
+from sb3_dsdpg.tools.compare import sweep as sweep_module
+from sb3_dsdpg.tools.compare.runs import MARKER, SCALAR_SHARED_KEYS, Run
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 TINY = [
@@ -195,7 +196,7 @@ def test_bad_input_refused_before_any_run(
     out = tmp_path / "out"
     base = ["--envs", "Pendulum-v1", "--seeds", "0", "--timesteps", "100"]
     with pytest.raises(SystemExit) as exit_info:
-        compare_module.main([*base, *args, "--out", str(out)])
+        sweep_module.main([*base, *args, "--out", str(out)])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
     assert not (out / "logs").exists()
@@ -220,17 +221,17 @@ def test_bad_input_through_the_entry_point(tmp_path: Path) -> None:
 
 
 def build(*argv: str) -> list[Run]:
-    return compare_module.build_runs(compare_module.make_parser().parse_args([*argv, "--out", "unused"]))
+    return sweep_module.build_runs(sweep_module.make_parser().parse_args([*argv, "--out", "unused"]))
 
 
 def given(run: Run) -> dict[str, Any]:
     """The run's -params parsed back as the zoo does (policy_kwargs evaluated to a dict)."""
     values = {}
     for item in run.params:
-        key, text = compare_module.split_param(item)
-        values[key] = compare_module.evaluate(text)
+        key, text = runs_module.split_param(item)
+        values[key] = runs_module.evaluate(text)
     if "policy_kwargs" in values:
-        values["policy_kwargs"] = compare_module.as_kwargs(values["policy_kwargs"], "test")
+        values["policy_kwargs"] = runs_module.as_kwargs(values["policy_kwargs"], "test")
     return values
 
 
@@ -264,14 +265,14 @@ def test_matched_protocol_gives_every_algorithm_the_same_shared_values() -> None
             assert given(table[env, algo])["noise_type"] == "normal" and given(table[env, algo])["noise_std"] == 0.1
         assert "noise_type" not in given(table[env, "tqc"]) and "noise_std" not in given(table[env, "tqc"])
     # TD3's zoo entry for MountainCar (rl-zoo3's file) has Ornstein-Uhlenbeck noise 0.5: replaced by the shared one.
-    assert compare_module.zoo_entry("td3", "MountainCarContinuous-v0")[2]["noise_type"] == "ornstein-uhlenbeck"
+    assert runs_module.zoo_entry("td3", "MountainCarContinuous-v0")[2]["noise_type"] == "ornstein-uhlenbeck"
     # TQC's rl-zoo3 MountainCar entry keeps its other policy_kwargs (and its own use_sde, ent_coef) under the matched
     # net_arch, and the zoo accepts the composed values.
     tqc = table["MountainCarContinuous-v0", "tqc"]
     assert given(tqc)["policy_kwargs"] == {"log_std_init": -3.67, "net_arch": [256, 256], "use_expln": True}
-    from sb3_dsdpg import zoo
+    from sb3_dsdpg.tools import zoo
 
-    resolved = compare_module.resolved_hyperparams(tqc)
+    resolved = runs_module.resolved_hyperparams(tqc)
     assert resolved["use_sde"] is True and resolved["ent_coef"] == 0.1 and resolved["batch_size"] == 256
     zoo.check_hyperparams("tqc", resolved, "test")
 
@@ -303,19 +304,19 @@ def test_stochastic_policy_gets_no_noise_and_keeps_its_policy_kwargs(tmp_path: P
         "  noise_std: 0.3\n  top_quantiles_to_drop_per_net: 3\n"
         '  policy_kwargs: "dict(n_quantiles=10, net_arch=[400, 300], log_std_init=-2)"\n'
     )
-    original = compare_module.zoo_config_file
+    original = runs_module.zoo_config_file
     monkeypatch.setattr(
-        compare_module, "zoo_config_file", lambda algo, env_id: str(conf) if algo == "tqc" else original(algo, env_id)
+        runs_module, "zoo_config_file", lambda algo, env_id: str(conf) if algo == "tqc" else original(algo, env_id)
     )
     table = by_env_algo(build("--envs", "Pendulum-v1", "-n", "1000"))
     tqc = given(table["Pendulum-v1", "tqc"])
     assert tqc["noise_type"] is None and "noise_std" not in tqc  # the entry's noise switched off
     assert tqc["policy_kwargs"] == {"n_quantiles": 10, "net_arch": [64, 64], "log_std_init": -2}
     assert "top_quantiles_to_drop_per_net" not in tqc  # algorithm-specific: stays as in the entry
-    resolved = compare_module.resolved_hyperparams(table["Pendulum-v1", "tqc"])
+    resolved = runs_module.resolved_hyperparams(table["Pendulum-v1", "tqc"])
     assert resolved["top_quantiles_to_drop_per_net"] == 3 and resolved["noise_type"] is None
     assert shared_of(tqc) == shared_of(given(table["Pendulum-v1", "td3"])) == shared_of(given(table["Pendulum-v1", "dsdpg"]))
-    from sb3_dsdpg import zoo
+    from sb3_dsdpg.tools import zoo
 
     zoo.check_hyperparams("tqc", resolved, "test")
 
@@ -338,7 +339,7 @@ def test_user_params_win_over_the_matched_values() -> None:
     # The suite's algorithm-specific world model stays under the matched protocol, on top go the user's values.
     dsdpg = given(by_env_algo(build("--suite", "cpu-small", "--params", "gamma:0.95"))["Pendulum-v1", "dsdpg"])
     assert dsdpg["gamma"] == 0.95 and "world_model_kwargs" in dsdpg and dsdpg["learning_starts"] == 500
-    with pytest.raises(compare_module.CompareError, match="use --protocol zoo"):
+    with pytest.raises(runs_module.CompareError, match="use --protocol zoo"):
         build("--envs", "Pendulum-v1", "-n", "1000", "--algos", "dsdpg", "ppo")
 
 
@@ -367,13 +368,13 @@ def test_protocol_is_part_of_the_resume_key(tmp_path: Path) -> None:
     folder = matched.folder(tmp_path)
     folder.mkdir(parents=True)
     (folder / MARKER).write_text(json.dumps({"config": zoo_run.config()}))
-    assert compare_module.read_marker(zoo_run, tmp_path) is not None
-    assert compare_module.read_marker(matched, tmp_path) is None  # a finished zoo-protocol run is redone
+    assert runs_module.read_marker(zoo_run, tmp_path) is not None
+    assert runs_module.read_marker(matched, tmp_path) is None  # a finished zoo-protocol run is redone
     # A marker written before --protocol existed (no "protocol" key) was a zoo-protocol run.
     old = {key: value for key, value in zoo_run.config().items() if key != "protocol"}
     (folder / MARKER).write_text(json.dumps({"config": old}))
-    assert compare_module.read_marker(zoo_run, tmp_path) is not None
-    assert compare_module.read_marker(matched, tmp_path) is None
+    assert runs_module.read_marker(zoo_run, tmp_path) is not None
+    assert runs_module.read_marker(matched, tmp_path) is None
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -422,7 +423,7 @@ def fake_finished(out: Path, run: Run, final: float, config: dict[str, Any] | No
 
 
 def test_paired_report_from_fake_runs(tmp_path: Path) -> None:
-    from sb3_dsdpg import compare_report
+    from sb3_dsdpg.tools.compare import report as report_module
 
     argv = ["--envs", "Pendulum-v1", "sb3_dsdpg/PointMassBonus-v0:n_bonus=2", "--seeds", "0", "1", "2", "3", "-n", "200"]
     runs = build(*argv)
@@ -430,11 +431,11 @@ def test_paired_report_from_fake_runs(tmp_path: Path) -> None:
     for run in runs:
         final = FINALS[run.env.label, run.algo].get(run.seed)
         if final is not None:  # td3 leaves config.yml out: its settings come from its zoo entry and -params
-            config = None if run.algo == "td3" else compare_module.resolved_hyperparams(run)
+            config = None if run.algo == "td3" else runs_module.resolved_hyperparams(run)
             fake_finished(out, run, final, config)
     (out / "report").mkdir(parents=True)
     (out / "report" / "random_scores.json").write_text(json.dumps({PENDULUM: -1200.0, POINT_MASS: -0.2}))
-    compare_report.write_report(out, runs, argv, update_cost=False)
+    report_module.write_report(out, runs, argv, update_cost=False)
     report = out / "report"
 
     paired = read_csv(report / "paired.csv")

@@ -12,7 +12,9 @@ from stable_baselines3.common import policies as sb3_policies
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from sb3_dsdpg import DSDPG
-from sb3_dsdpg.diagnostics import (
+from sb3_dsdpg.envs.point_mass import PointMassBonusEnv
+from sb3_dsdpg.targets import flatten_obs, per_row_jacobian
+from sb3_dsdpg.tools.diagnostics import (
     GradientDiagnosticsCallback,
     diagnose,
     main,
@@ -22,8 +24,6 @@ from sb3_dsdpg.diagnostics import (
     point_mass_reference,
     point_mass_returns,
 )
-from sb3_dsdpg.envs.point_mass import PointMassBonusEnv
-from sb3_dsdpg.targets import flatten_obs, per_row_jacobian
 
 SMALL = dict(
     policy_kwargs=dict(net_arch=[32, 32], noise_net_arch=[16]),

@@ -1,4 +1,4 @@
-"""Tests of the rl-zoo3 integration: ``sb3_dsdpg.zoo`` and ``python -m sb3_dsdpg.train|enjoy|record_video``.
+"""Tests of the rl-zoo3 integration: ``sb3_dsdpg.tools.zoo`` and ``python -m sb3_dsdpg.train|enjoy|record_video``.
 
 The entry points run as subprocesses in a temporary folder (one torch thread, a few hundred steps, small networks
 through ``-params``); the checks of bad input and of the shipped YAML files run in-process. Needs the ``zoo`` extra.
@@ -24,8 +24,9 @@ from sb3_contrib import TQC
 from stable_baselines3 import TD3
 from stable_baselines3.common.noise import NormalActionNoise
 
-from sb3_dsdpg import DSDPG, zoo
+from sb3_dsdpg import DSDPG
 from sb3_dsdpg import train as train_module
+from sb3_dsdpg.tools import zoo
 
 ENV_ID = "sb3_dsdpg/Pendulum-DynNoise-v1"
 ENV_NAME = "sb3_dsdpg-Pendulum-DynNoise-v1"  # the zoo's folder and file name of that ID

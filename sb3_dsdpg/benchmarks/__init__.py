@@ -1,1 +1,1 @@
-"""Benchmark scripts: cost measurements run against SB3's TD3 and sb3-contrib's TQC in the same process."""
+"""Benchmark commands: ``python -m sb3_dsdpg.benchmarks.update_cost`` (the code lives in :mod:`sb3_dsdpg.tools`)."""

@@ -1,7 +1,8 @@
 """The report of ``python -m sb3_dsdpg.compare``: tables, learning curves, rliable aggregates and the update cost.
 
 This module owns ``DIR/report/`` of a sweep, computed from the finished runs only (their ``compare_run.json``
-markers and the zoo's ``evaluations.npz``):
+markers and the zoo's ``evaluations.npz``). It reads what a sweep is from :mod:`sb3_dsdpg.tools.compare.runs` and
+knows nothing of how the runs were run (:mod:`~sb3_dsdpg.tools.compare.sweep` imports this module, not the reverse):
 
 - ``curves_<env>.png`` (and ``curves.png``, all envs): mean evaluation return over seeds with a 95% t-interval;
 - ``aggregate.png`` (IQM, mean and optimality gap with 95% stratified-bootstrap intervals, rliable) and
@@ -12,7 +13,7 @@ markers and the zoo's ``evaluations.npz``):
   seed finished by every algorithm: each algorithm's final return and DSDPG minus each other algorithm) and
   ``results.md`` (the protocol and the settings every algorithm got on every env, read from the zoo's ``config.yml``
   of the runs, the tables, the paired per-seed results, the aggregates, the normalisation, and the output of
-  :mod:`sb3_dsdpg.benchmarks.update_cost`).
+  :mod:`sb3_dsdpg.tools.update_cost`).
 
 The final score of a run is the mean return of the deterministic episodes of its last evaluation.
 """
@@ -30,9 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from sb3_dsdpg.compare import (
+from sb3_dsdpg.tools.compare.runs import (
     DETERMINISTIC_ACTOR_ALGOS,
     MARKER,
     NOISE_KEYS,
@@ -44,16 +44,22 @@ from sb3_dsdpg.compare import (
     read_marker,
     resolved_hyperparams,
 )
+from sb3_dsdpg.tools.extras import needs
+
+WHAT = "the comparison report"
+with needs("zoo", WHAT):
+    import yaml
 
 RANDOM_EPISODES = 10
 BOOTSTRAP_REPS = 2000
 
 
 def _plt() -> Any:
-    import matplotlib
+    with needs("zoo", WHAT):
+        import matplotlib
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+        matplotlib.use("Agg")
+        from matplotlib import pyplot as plt
 
     return plt
 
@@ -135,7 +141,7 @@ def _constructor_defaults(algo: str) -> dict[str, Any]:
     import inspect
 
     try:
-        from sb3_dsdpg import zoo
+        from sb3_dsdpg.tools import zoo
 
         zoo.register()
         parameters = inspect.signature(zoo.ALGOS[algo].__init__).parameters
@@ -371,14 +377,16 @@ def random_scores(out: Path, envs: Sequence[EnvSpec]) -> dict[str, float]:
 
 def iqm(values: Sequence[float]) -> float:
     """Interquartile mean (scipy's 25% trimmed mean; with fewer than 4 values it is the mean)."""
-    from scipy.stats import trim_mean
+    with needs("zoo", WHAT):
+        from scipy.stats import trim_mean
 
     return float(trim_mean(np.asarray(values, dtype=float), 0.25))
 
 
 def t_interval(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Mean and half-width of the 95% t-interval along ``axis`` (0 half-width for one value)."""
-    from scipy.stats import t
+    with needs("zoo", WHAT):
+        from scipy.stats import t
 
     n = values.shape[axis]
     mean = values.mean(axis=axis)
@@ -473,8 +481,9 @@ def aggregate(
 
 def plot_aggregate(scores: dict[str, np.ndarray], report: Path) -> dict[str, dict[str, tuple[float, float, float]]]:
     """rliable's IQM / mean / optimality gap with stratified-bootstrap 95% intervals, and performance profiles."""
-    from rliable import library as rly
-    from rliable import metrics, plot_utils
+    with needs("zoo", WHAT):
+        from rliable import library as rly
+        from rliable import metrics, plot_utils
 
     plt = _plt()
 
@@ -511,8 +520,8 @@ def plot_aggregate(scores: dict[str, np.ndarray], report: Path) -> dict[str, dic
 
 
 def update_cost_text() -> str:
-    """Run :mod:`sb3_dsdpg.benchmarks.update_cost` (1 thread) and return what it prints."""
-    from sb3_dsdpg.benchmarks import update_cost
+    """Run :mod:`sb3_dsdpg.tools.update_cost` (1 thread) and return what it prints."""
+    from sb3_dsdpg.tools import update_cost
 
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
