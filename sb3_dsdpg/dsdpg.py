@@ -381,7 +381,9 @@ class DSDPG(OffPolicyAlgorithm):
             self.world_model = WORLD_MODEL_CLASSES[self.world_model_name](
                 spaces.flatdim(self.observation_space), self.critic.action_dim, **self.world_model_kwargs
             ).to(self.device)
-            self.world_model.optimizer = th.optim.Adam(self.world_model.parameters(), lr=self.world_model_learning_rate)
+            self.world_model.optimizer = th.optim.Adam(
+                self.world_model.parameters(), lr=self.world_model_learning_rate, foreach=True
+            )
 
     def _sobolev_dim(self) -> int:
         """Size of the input the gradient part of a joint sample differentiates: ``A``, or ``S + A`` for state_action."""

@@ -383,7 +383,8 @@ class DSDPGPolicy(BasePolicy):
     :param features_extractor_kwargs: its keyword arguments
     :param normalize_images: SB3's image normalisation flag
     :param optimizer_class: optimizer of actor and critic
-    :param optimizer_kwargs: its keyword arguments, besides the learning rate
+    :param optimizer_kwargs: its keyword arguments, besides the learning rate (default for Adam: ``foreach=True``,
+        one fused step over all parameter tensors, about twice as fast on a CPU for these small networks)
     :param n_critics: number of critics (paper: 2)
     :param critic_noise_dim: size ``k`` of the critic noise ``xi`` (ours: 8)
     :param critic_architecture: ``"factorized"`` (ours, default: faster) or ``"concat"``
@@ -424,6 +425,8 @@ class DSDPGPolicy(BasePolicy):
                 "DSDPG does not support image observations (its world model works on flat vectors): "
                 "use a vector observation space, or wrap the env to extract vector features first."
             )
+        if optimizer_kwargs is None and optimizer_class is th.optim.Adam:
+            optimizer_kwargs = {"foreach": True}
         super().__init__(
             observation_space,
             action_space,
