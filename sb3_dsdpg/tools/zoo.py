@@ -283,6 +283,8 @@ def check_hyperparams(algo: str, hyperparams: dict[str, Any], where: str, source
     :raises ZooConfigError: naming the entry (or override) and the argument, with the closest accepted name
     """
     sources = sources or {}
+    if algo == ALGO and ALGO not in ALGOS:
+        register()
     algo_class = ALGOS[algo]
     name = algo_class.__name__.replace("OneSlotBuffer", "")
 
