@@ -3,7 +3,8 @@
 This module owns :class:`DSDPG`, an SB3 ``OffPolicyAlgorithm``: rollouts, replay buffer, VecEnvs, HER,
 callbacks and logging are inherited; what is written here is the set of hyperparameters, their checks, the
 world model's place in saving, and ``train()``: world-model step, Sobolev TD targets, critic step, delayed
-actor step and Polyak updates.
+actor step and Polyak updates. The critic variant (DSDPG, the MAGE and return-only baselines, full or directional
+Sobolev samples) is picked once, when the model is set up (:meth:`DSDPG._select_critic_variant`).
 """
 
 import io
@@ -11,6 +12,8 @@ import json
 import math
 import pathlib
 import zipfile
+from collections import defaultdict
+from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import numpy as np
@@ -23,9 +26,11 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, ReplayBufferSamples, Schedule
 from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
 
-from sb3_dsdpg.losses import KERNELS, max_sliced_mmd2, mmd2, sobolev_huber_loss
+from sb3_dsdpg.losses import check_kernel, max_sliced_mmd2, mmd2, sobolev_huber_loss
 from sb3_dsdpg.policies import DSDPGPolicy, GenerativeCritic, MlpPolicy, MultiInputPolicy
 from sb3_dsdpg.targets import (
+    SOBOLEV_INPUTS,
+    TargetOptions,
     check_flattenable,
     flatten_obs,
     return_td_targets,
@@ -57,7 +62,6 @@ def _saved_attribute_names(path: str | pathlib.Path | io.BufferedIOBase) -> set[
 
 LOSSES = ("msmmd", "mmd")
 WORLD_MODELS = ("cvae", "realnvp")
-SOBOLEV_INPUTS = ("action", "state_action")
 CRITIC_ACTIONS = ("auto", "replay", "policy")
 # Values for the arguments a zip written by an older version lacks: what that version did.
 LEGACY_DEFAULTS: dict[str, Any] = {
@@ -77,14 +81,31 @@ WORLD_MODEL_CLASSES: dict[str, type[WorldModel]] = {
 }
 
 
-class CriticStep(NamedTuple):
-    """What :meth:`DSDPG._critic_loss` computes: the loss, the online samples and the target samples."""
+TDTargets = tuple[th.Tensor, th.Tensor | None]  # target returns (B, K, N) and their gradient part (None: return-only)
+
+
+class OnlineSamples(NamedTuple):
+    """The online critics' samples at a batch: returns and, for the Sobolev variants, their gradient part."""
+
+    z: th.Tensor  # (B, K, N) returns
+    grad: th.Tensor | None = None  # (B, K, N, A or k): dz/da, or k directional derivatives; None for return-only
+    state_grad: th.Tensor | None = None  # (B, K, N, S): dz/ds of the full state_action gradient, else None
+
+    def gradient_parts(self) -> list[th.Tensor]:
+        """The gradient part's blocks, in joint-sample order: ``[dz/ds, dz/da]``, ``[dz/da]``, ``[u . dz/dx]`` or ``[]``."""
+        return [g for g in (self.state_grad, self.grad) if g is not None]
+
+    def joint(self) -> th.Tensor:
+        """Joint samples ``(B, K, N, 1 + D)``: the return, then the gradient part (if any)."""
+        parts = self.gradient_parts()
+        return th.cat([self.z.unsqueeze(-1), *parts], dim=-1) if parts else self.z.unsqueeze(-1)
+
+
+class CriticLoss(NamedTuple):
+    """What the critic objective computes: the loss and the online samples it compared with the targets."""
 
     loss: th.Tensor
-    z: th.Tensor  # (B, K, N) online returns
-    z_grad: th.Tensor | None  # (B, K, N, A or k) their gradient part, None for the return-only baseline
-    z_state_grad: list[th.Tensor]  # [(B, K, N, S)] for the full state_action gradient, else []
-    targets: th.Tensor  # (B, K, N) target returns, before truncation
+    online: OnlineSamples
 
 
 class DSDPG(OffPolicyAlgorithm):
@@ -188,6 +209,10 @@ class DSDPG(OffPolicyAlgorithm):
     critic: GenerativeCritic
     critic_target: GenerativeCritic
     world_model: WorldModel | None
+    # The critic variant's steps, bound in _setup_model (see _select_critic_variant).
+    _critic_targets: Callable[[ReplayBufferSamples, float | th.Tensor, th.Tensor | None], TDTargets]
+    _online_samples: Callable[[PyTorchObs, th.Tensor, th.Tensor, th.Tensor | None], OnlineSamples]
+    _critic_objective: Callable[[ReplayBufferSamples, TDTargets, th.Tensor | None], CriticLoss]
 
     def __init__(
         self,
@@ -307,14 +332,7 @@ class DSDPG(OffPolicyAlgorithm):
             fail("sobolev=False with distributional=False is plain TD3: use stable_baselines3.TD3, or set one of them True.")
         if self.loss not in LOSSES:
             fail(f"loss must be one of {LOSSES}, got {self.loss!r}.")
-        if self.kernel not in KERNELS:
-            fail(f"kernel must be one of {KERNELS}, got {self.kernel!r}.")
-        bandwidths = [self.kernel_bandwidth] if np.isscalar(self.kernel_bandwidth) else list(self.kernel_bandwidth)  # type: ignore[arg-type]
-        if len(bandwidths) == 0 or not all(np.isfinite(h) and h > 0 for h in bandwidths):
-            fail(
-                "kernel_bandwidth must be positive (a float, or a list of floats for 'gaussian'), "
-                f"got {self.kernel_bandwidth!r}."
-            )
+        check_kernel(self.kernel, self.kernel_bandwidth)
         if self.world_model_name not in WORLD_MODELS:
             fail(f"world_model must be one of {WORLD_MODELS}, got {self.world_model_name!r}.")
         if self.sobolev_inputs not in SOBOLEV_INPUTS:
@@ -360,6 +378,7 @@ class DSDPG(OffPolicyAlgorithm):
                 "policy_delay must be >= 1 and world_model_gradient_steps >= 0, "
                 f"got {self.policy_delay}, {self.world_model_gradient_steps}."
             )
+        self.target_options  # noqa: B018 (TargetOptions checks the target's noise)
 
     def _setup_model(self) -> None:
         if self.sobolev_directions is not None and self.sobolev_directions > self._sobolev_dim():
@@ -384,6 +403,29 @@ class DSDPG(OffPolicyAlgorithm):
             self.world_model.optimizer = th.optim.Adam(
                 self.world_model.parameters(), lr=self.world_model_learning_rate, foreach=True
             )
+        self._select_critic_variant()
+
+    def _select_critic_variant(self) -> None:
+        """
+        Pick, once, the three parts of the critic step in which the variants differ:
+
+        - the targets: Sobolev samples through the world model, or (``sobolev=False``, the return-only baseline)
+          returns from the replay's real transitions;
+        - the online samples: returns only (``sobolev=False``), with ``dz/da``, with ``(dz/ds, dz/da)``
+          (``sobolev_inputs="state_action"``), or with ``k`` directional derivatives (``sobolev_directions=k``);
+        - the objective: the sample distance to the pooled, truncated targets (DSDPG), or (``distributional=False``,
+          MAGE) Huber losses of each critic's value and gradient against the smallest target.
+        """
+        self._critic_targets = self._sobolev_targets if self.sobolev else self._return_targets
+        if not self.sobolev:
+            self._online_samples = self._online_returns
+        elif self.sobolev_directions is not None:
+            self._online_samples = self._online_directional
+        elif self.sobolev_inputs == "state_action":
+            self._online_samples = self._online_state_action_gradient
+        else:
+            self._online_samples = self._online_action_gradient
+        self._critic_objective = self._distributional_objective if self.distributional else self._deterministic_objective
 
     def _sobolev_dim(self) -> int:
         """Size of the input the gradient part of a joint sample differentiates: ``A``, or ``S + A`` for state_action."""
@@ -460,97 +502,133 @@ class DSDPG(OffPolicyAlgorithm):
             dist = max_sliced_mmd2(x, y, self.kernel, self.kernel_bandwidth, self.n_slice_candidates, self.n_slice_steps)
         else:
             dist = mmd2(x, y, self.kernel, self.kernel_bandwidth)
-        return dist.reshape(batch, n_critics).mean(dim=0).sum()  # type: ignore[union-attr]
+        assert isinstance(dist, th.Tensor)  # max_sliced_mmd2 without its direction
+        return dist.reshape(batch, n_critics).mean(dim=0).sum()
 
-    def _online_sobolev_samples(
-        self, obs: PyTorchObs, actions: th.Tensor, noise: th.Tensor, directions: th.Tensor | None = None
-    ) -> tuple[th.Tensor, th.Tensor, list[th.Tensor]]:
-        """
-        Online critic samples ``z``, their gradient part and, for ``sobolev_inputs="state_action"`` with the full
-        gradient, ``[dz/ds]`` (else ``[]``). The gradient part is ``dz/da``, or the directional derivatives
-        ``(u_j . dz/dx)_j`` when ``directions`` are given.
-        """
-        if directions is not None:
-            z, grad = self.critic.forward_with_directional_grad(obs, actions, noise, directions)
-            return z, grad, []
-        if self.sobolev_inputs == "state_action":
-            z, state_grad, grad = self.critic.forward_with_state_action_grad(obs, actions, noise)
-            return z, grad, [state_grad]
-        z, grad = self.critic.forward_with_action_grad(obs, actions, noise)
-        return z, grad, []
+    # Online samples, one method per variant (bound in _select_critic_variant); ``directions`` ``(B, k, d)`` or None.
 
-    def _td_targets(
-        self, data: ReplayBufferSamples, discount: float | th.Tensor, directions: th.Tensor | None
-    ) -> tuple[th.Tensor, th.Tensor | None]:
-        """Target samples ``y`` ``(B, K, N)`` and their gradient part (None for the return-only baseline)."""
-        if not self.sobolev:
-            return self._real_transition_targets(data, discount), None
-        assert self.world_model is not None
-        return sobolev_td_targets(
-            self.world_model,
-            self.actor_target,
-            self.critic_target,
-            self.observation_space,
-            data.observations,
-            data.actions,
-            data.dones,
-            discount,
-            self.n_samples,
-            self.n_target_model_draws,
-            self.target_policy_noise,
-            self.target_noise_clip,
+    def _online_returns(
+        self, obs: PyTorchObs, actions: th.Tensor, noise: th.Tensor, directions: th.Tensor | None
+    ) -> OnlineSamples:
+        """Return samples only (the return-only baseline)."""
+        return OnlineSamples(self.critic(obs, actions, noise))
+
+    def _online_action_gradient(
+        self, obs: PyTorchObs, actions: th.Tensor, noise: th.Tensor, directions: th.Tensor | None
+    ) -> OnlineSamples:
+        """Return samples and their action gradients ``dz/da``."""
+        return OnlineSamples(*self.critic.forward_with_action_grad(obs, actions, noise))
+
+    def _online_state_action_gradient(
+        self, obs: PyTorchObs, actions: th.Tensor, noise: th.Tensor, directions: th.Tensor | None
+    ) -> OnlineSamples:
+        """Return samples with ``dz/da`` and ``dz/ds`` (full Sobolev samples, ``s`` the flat observation)."""
+        z, state_grad, grad = self.critic.forward_with_state_action_grad(obs, actions, noise)
+        return OnlineSamples(z, grad, state_grad)
+
+    def _online_directional(
+        self, obs: PyTorchObs, actions: th.Tensor, noise: th.Tensor, directions: th.Tensor | None
+    ) -> OnlineSamples:
+        """Return samples and their ``k`` directional derivatives ``u_j . dz/dx`` along each row's directions."""
+        assert directions is not None
+        return OnlineSamples(*self.critic.forward_with_directional_grad(obs, actions, noise, directions))
+
+    # Targets, one method per variant.
+
+    @property
+    def target_options(self) -> TargetOptions:
+        """The sample counts and noise of the TD targets."""
+        return TargetOptions(
+            n_samples=self.n_samples,
+            n_model_draws=self.n_target_model_draws,
+            target_policy_noise=self.target_policy_noise,
+            target_noise_clip=self.target_noise_clip,
             deterministic_critic=not self.distributional,
             sobolev_inputs=self.sobolev_inputs,
-            directions=directions,
         )
 
-    def _real_transition_targets(self, data: ReplayBufferSamples, discount: float | th.Tensor) -> th.Tensor:
-        """Return-only target samples ``(B, K, N)`` from the replay's real next states and rewards."""
-        return return_td_targets(
-            self.actor_target,
-            self.critic_target,
-            data.next_observations,
-            data.rewards,
-            data.dones,
-            discount,
-            self.n_samples,
-            self.target_policy_noise,
-            self.target_noise_clip,
-            deterministic_critic=not self.distributional,
+    def _sobolev_targets(
+        self, data: ReplayBufferSamples, discount: float | th.Tensor, directions: th.Tensor | None
+    ) -> TDTargets:
+        """Sobolev target samples ``(B, K, N)`` and their gradient part, through the world model."""
+        assert self.world_model is not None
+        networks = (self.world_model, self.actor_target, self.critic_target, self.observation_space)
+        return sobolev_td_targets(
+            *networks, data.observations, data.actions, data.dones, discount, self.target_options, directions
         )
+
+    def _return_targets(
+        self, data: ReplayBufferSamples, discount: float | th.Tensor, directions: th.Tensor | None = None
+    ) -> tuple[th.Tensor, None]:
+        """Return-only target samples ``(B, K, N)`` from the batch's next states and rewards (``directions`` unused)."""
+        options = self.target_options
+        y = return_td_targets(
+            self.actor_target, self.critic_target, data.next_observations, data.rewards, data.dones, discount, options
+        )
+        return y, None
+
+    # Critic objectives, one method per variant.
+
+    def _distributional_objective(
+        self, data: ReplayBufferSamples, targets: TDTargets, directions: th.Tensor | None
+    ) -> CriticLoss:
+        """DSDPG: the sample distance between online joint samples and the pooled targets, largest returns dropped."""
+        y, grads = targets
+        target = truncate_pooled(y, grads, self.top_samples_to_drop_per_critic * self.critic.n_critics)
+        noise = self.critic.sample_noise(y.shape[0], self.n_samples)
+        online = self._online_samples(data.observations, data.actions, noise, directions)
+        return CriticLoss(self._distribution_loss(online.joint(), target), online)
+
+    def _deterministic_objective(
+        self, data: ReplayBufferSamples, targets: TDTargets, directions: th.Tensor | None
+    ) -> CriticLoss:
+        """MAGE's deterministic Sobolev loss of each critic against the smallest target of the critics, with its gradient."""
+        y, grads = targets
+        assert grads is not None  # distributional=False needs sobolev=True
+        batch_size = y.shape[0]
+        idx = y[..., 0].argmin(dim=1)  # (B,)
+        rows = th.arange(batch_size, device=y.device)
+        y_min, g_min = y[rows, idx, 0], grads[rows, idx, 0]
+        noise = th.zeros(batch_size, self.critic.n_critics, 1, self.critic.noise_dim, device=self.device)
+        online = self._online_samples(data.observations, data.actions, noise, directions)
+        gradient = th.cat(online.gradient_parts(), dim=-1)[:, :, 0]  # (B, K, A), state_action: (dz/ds, dz/da)
+        losses = [
+            sobolev_huber_loss(online.z[:, k, 0], gradient[:, k], y_min, g_min, self.huber_delta, self.mage_gradient_weight)
+            for k in range(self.critic.n_critics)
+        ]
+        return CriticLoss(sum(losses[1:], start=losses[0]), online)
+
+    # The steps of train().
+
+    def _critic_batch(self, data: ReplayBufferSamples) -> ReplayBufferSamples:
+        """The critic's batch: the replay's, with the current actor's actions ``pi(s)`` for ``critic_actions="policy"``."""
+        if self.critic_actions != "policy":
+            return data
+        with th.no_grad():
+            return data._replace(actions=self.actor(data.observations))
 
     def _critic_loss(
         self, data: ReplayBufferSamples, discount: float | th.Tensor, directions: th.Tensor | None = None
-    ) -> CriticStep:
-        """The critic's loss on a batch: targets, online samples at the same directions, and the distance between them."""
-        if self.critic_actions == "policy":
-            with th.no_grad():
-                data = data._replace(actions=self.actor(data.observations))
-        y, grads = self._td_targets(data, discount, directions)
-        batch_size = y.shape[0]
-        if not self.distributional:
-            # Deterministic Sobolev (MAGE): the smallest target of the critics, with its gradient.
-            idx = y[..., 0].argmin(dim=1)  # (B,)
-            rows = th.arange(batch_size, device=y.device)
-            y_min, g_min = y[rows, idx, 0], grads[rows, idx, 0]  # type: ignore[index]
-            noise = th.zeros(batch_size, self.critic.n_critics, 1, self.critic.noise_dim, device=self.device)
-            z, z_grad, z_state_grad = self._online_sobolev_samples(data.observations, data.actions, noise, directions)
-            grads_k = th.cat([*z_state_grad, z_grad], dim=-1)[:, :, 0]  # (B, K, A), state_action: (dz/ds, dz/da)
-            loss = sum(
-                sobolev_huber_loss(z[:, k, 0], grads_k[:, k], y_min, g_min, self.huber_delta, self.mage_gradient_weight)
-                for k in range(self.critic.n_critics)
-            )
-            return CriticStep(loss, z, z_grad, z_state_grad, y)  # type: ignore[arg-type]
-        n_drop = self.top_samples_to_drop_per_critic * self.critic.n_critics
-        target = truncate_pooled(y, grads, n_drop)  # (B, K * N - n_drop, 1 + gradient part)
-        noise = self.critic.sample_noise(batch_size, self.n_samples)
-        if self.sobolev:
-            z, z_grad, z_state_grad = self._online_sobolev_samples(data.observations, data.actions, noise, directions)
-            online = th.cat([z.unsqueeze(-1), *z_state_grad, z_grad], dim=-1)  # (B, K, N, 1 + gradient part)
-        else:
-            z, z_grad, z_state_grad = self.critic(data.observations, data.actions, noise), None, []
-            online = z.unsqueeze(-1)
-        return CriticStep(self._distribution_loss(online, target), z, z_grad, z_state_grad, y)
+    ) -> CriticLoss:
+        """
+        The critic's loss on a replay batch: the critic's batch, its TD targets, and the variant's objective between
+        the online samples and the targets, all at the same ``directions`` (directional Sobolev samples, else None).
+        """
+        data = self._critic_batch(data)
+        targets = self._critic_targets(data, discount, directions)
+        return self._critic_objective(data, targets, directions)
+
+    def _critic_step(self, loss: CriticLoss, logs: defaultdict[str, list[float]]) -> None:
+        """One gradient step of the critic on ``loss``; logs it and the online samples' means."""
+        logs["critic_loss"].append(self._check_finite(loss.loss, "critic loss", f"update {self._n_updates}"))
+        logs["return_mean"].append(loss.online.z.mean().item())
+        if loss.online.grad is not None:
+            logs["grad_norm_mean"].append(loss.online.grad.norm(dim=-1).mean().item())
+        if loss.online.state_grad is not None:
+            logs["state_grad_norm_mean"].append(loss.online.state_grad.norm(dim=-1).mean().item())
+        self.critic.optimizer.zero_grad()
+        loss.loss.backward()
+        self.critic.optimizer.step()
 
     def _model_target_gap(self, data: ReplayBufferSamples, discount: float | th.Tensor) -> float:
         """
@@ -565,13 +643,14 @@ class DSDPG(OffPolicyAlgorithm):
             imagined = data._replace(
                 next_observations=unflatten_obs(self.observation_space, next_flat[:, 0]), rewards=rewards[:, :1]
             )
-            model = self._real_transition_targets(imagined, discount)
-            real = self._real_transition_targets(data, discount)
+            model, _ = self._return_targets(imagined, discount)
+            real, _ = self._return_targets(data, discount)
         return (model.mean(dim=(1, 2)) - real.mean(dim=(1, 2))).pow(2).mean().sqrt().item()
 
     def _sample_batch(self, batch_size: int) -> ReplayBufferSamples:
         """A replay batch, its rewards divided by ``reward_scale``."""
-        data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+        assert self.replay_buffer is not None
+        data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
         if isinstance(self.reward_scale, int | float) and self.reward_scale != 1.0:
             data = data._replace(rewards=data.rewards / self.reward_scale)
         return data
@@ -593,13 +672,13 @@ class DSDPG(OffPolicyAlgorithm):
         steps = self.learning_starts if self.world_model_warmup_steps == "auto" else self.world_model_warmup_steps
         if self.world_model is None or steps == 0:
             return
-        logs: dict[str, list[float]] = {"world_model_loss": []}
+        logs: defaultdict[str, list[float]] = defaultdict(list)
         for step in range(steps):
             self._world_model_step(self._sample_batch(batch_size), logs, 1, f"world-model warm-up step {step + 1}")
         self.logger.record("train/world_model_warmup_loss", float(np.mean(logs["world_model_loss"][-100:])))
 
     def _world_model_step(
-        self, data: ReplayBufferSamples, logs: dict[str, list[float]], n_steps: int | None = None, where: str = ""
+        self, data: ReplayBufferSamples, logs: defaultdict[str, list[float]], n_steps: int | None = None, where: str = ""
     ) -> None:
         """
         ``n_steps`` (default ``world_model_gradient_steps``) updates of the world model's objective on the batch;
@@ -614,12 +693,12 @@ class DSDPG(OffPolicyAlgorithm):
                 self._check_finite(wm_loss, "world-model loss", where or f"update {self._n_updates}")
             )
             for part, value in parts.items():  # cVAE: recon, kl; RealNVP: nll
-                logs.setdefault(f"world_model_{part}", []).append(value)
+                logs[f"world_model_{part}"].append(value)
             self.world_model.optimizer.zero_grad()
             wm_loss.backward()
             self.world_model.optimizer.step()
 
-    def _actor_step(self, data: ReplayBufferSamples, logs: dict[str, list[float]]) -> None:
+    def _actor_step(self, data: ReplayBufferSamples, logs: defaultdict[str, list[float]]) -> None:
         """Ascend the expected return, averaged over critics and samples; then the Polyak updates."""
         actor_noise = self.critic.sample_noise(data.actions.shape[0], self.n_samples)
         if not self.distributional:
@@ -636,55 +715,29 @@ class DSDPG(OffPolicyAlgorithm):
 
     def train(self, gradient_steps: int, batch_size: int = 256) -> None:
         self.policy.set_training_mode(True)
-        optimizers = [self.actor.optimizer, self.critic.optimizer]
-        self._update_learning_rate(optimizers)
-        logs: dict[str, list[float]] = {
-            key: []
-            for key in (
-                "critic_loss",
-                "actor_loss",
-                "world_model_loss",
-                "world_model_kl",
-                "world_model_recon",
-                "return_mean",
-                "grad_norm_mean",
-                "model_target_gap",
-            )
-        }
-
+        self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
+        logs: defaultdict[str, list[float]] = defaultdict(list)  # filled by the steps, recorded as means
         if self._n_updates == 0:
             self._before_first_update(batch_size)
         for _ in range(gradient_steps):
             self._n_updates += 1
             data = self._sample_batch(batch_size)
             discount = self.gamma if data.discounts is None else data.discounts
-
-            # 1. World model: its own objective on the replay batch.
+            # 1. World model: its own objective on the replay's real transitions.
             if self.world_model is not None:
                 self._world_model_step(data, logs)
-
-            # 2-3. Targets (Sobolev samples through the world model, or returns from real transitions) and critic step.
-            critic_loss, z, z_grad, z_state_grad, _ = self._critic_loss(data, discount, self.sample_directions(batch_size))
+            # 2. Targets and the critic's objective, as the variant picked in _setup_model computes them.
+            critic_loss = self._critic_loss(data, discount, self.sample_directions(batch_size))
+            # 3. Critic step.
+            self._critic_step(critic_loss, logs)
             if self.world_model is not None and self._n_updates % MODEL_GAP_INTERVAL == 0:
                 logs["model_target_gap"].append(self._model_target_gap(data, discount))
-            logs["critic_loss"].append(self._check_finite(critic_loss, "critic loss", f"update {self._n_updates}"))
-            logs["return_mean"].append(z.mean().item())
-            if z_grad is not None:
-                logs["grad_norm_mean"].append(z_grad.norm(dim=-1).mean().item())
-                if z_state_grad:
-                    logs.setdefault("state_grad_norm_mean", []).append(z_state_grad[0].norm(dim=-1).mean().item())
-            self.critic.optimizer.zero_grad()
-            critic_loss.backward()
-            self.critic.optimizer.step()
-
             # 4. Delayed actor step and target updates.
             if self._n_updates % self.policy_delay == 0:
                 self._actor_step(data, logs)
-
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         for key, values in logs.items():
-            if len(values) > 0:
-                self.logger.record(f"train/{key}", float(np.mean(values)))
+            self.logger.record(f"train/{key}", float(np.mean(values)))
 
     def learn(
         self: SelfDSDPG,
@@ -715,7 +768,8 @@ class DSDPG(OffPolicyAlgorithm):
         return model
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "actor", "critic", "actor_target", "critic_target", "world_model"]
+        variant = ["_critic_targets", "_online_samples", "_critic_objective"]  # bound methods, re-bound at load
+        return [*super()._excluded_save_params(), "actor", "critic", "actor_target", "critic_target", "world_model", *variant]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts = ["policy", "actor.optimizer", "critic.optimizer"]

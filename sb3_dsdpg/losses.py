@@ -8,6 +8,8 @@ Shapes: ``x`` is ``(B, N, D)`` (online samples), ``y`` is ``(B, M, D)`` (target 
 """
 
 import functools
+import math
+import numbers
 import threading
 from collections.abc import Sequence
 
@@ -20,12 +22,27 @@ KERNELS = ("multiquadric", "gaussian")
 DEFAULT_GAUSSIAN_BANDWIDTHS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0)
 
 
-def _check_kernel(kernel: str, bandwidth: float | Sequence[float]) -> None:
+def kernel_bandwidths(bandwidth: float | Sequence[float]) -> tuple[float, ...]:
+    """
+    The kernel bandwidth as a tuple of floats: ``(h,)`` for a number, the values of a sequence (the bandwidths of the
+    Gaussian mixture; the multiquadric kernel uses the first). A ValueError unless they are finite and positive.
+    """
+    try:
+        values = (float(bandwidth),) if isinstance(bandwidth, numbers.Real) else tuple(float(h) for h in bandwidth)
+    except (TypeError, ValueError):
+        values = ()
+    if len(values) == 0 or not all(math.isfinite(h) and h > 0 for h in values):
+        raise ValueError(
+            f"kernel_bandwidth must be positive (a float, or a list of floats for 'gaussian'), got {bandwidth!r}."
+        )
+    return values
+
+
+def check_kernel(kernel: str, bandwidth: float | Sequence[float]) -> tuple[float, ...]:
+    """Check the kernel's name and bandwidth; return the bandwidths (:func:`kernel_bandwidths`)."""
     if kernel not in KERNELS:
-        raise ValueError(f"Unknown kernel {kernel!r}: use one of {KERNELS}.")
-    values = [bandwidth] if isinstance(bandwidth, int | float) else list(bandwidth)
-    if len(values) == 0 or any(not (float(h) > 0) for h in values):
-        raise ValueError(f"kernel_bandwidth must be positive (got {bandwidth!r}).")
+        raise ValueError(f"Unknown kernel {kernel!r}: kernel must be one of {KERNELS}.")
+    return kernel_bandwidths(bandwidth)
 
 
 def kernel_from_sq_dist(
@@ -40,14 +57,11 @@ def kernel_from_sq_dist(
     :param bandwidth: ``h`` (a float), or for ``"gaussian"`` also a sequence of bandwidths
     :return: kernel values, same shape as ``sq_dist``
     """
+    hs = check_kernel(kernel, bandwidth)
     if kernel == "multiquadric":
-        h = float(bandwidth) if isinstance(bandwidth, int | float) else float(bandwidth[0])
-        return -th.sqrt(1.0 + h * h * sq_dist)
-    if kernel == "gaussian":
-        hs = [float(bandwidth)] if isinstance(bandwidth, int | float) else [float(h) for h in bandwidth]
-        h2 = sq_dist.new_tensor(hs).pow(2)
-        return th.exp(-sq_dist.unsqueeze(-1) / (2.0 * h2)).mean(dim=-1)
-    raise ValueError(f"Unknown kernel {kernel!r}: use one of {KERNELS}.")
+        return -th.sqrt(1.0 + hs[0] * hs[0] * sq_dist)
+    h2 = sq_dist.new_tensor(hs).pow(2)
+    return th.exp(-sq_dist.unsqueeze(-1) / (2.0 * h2)).mean(dim=-1)
 
 
 def _pool(x: th.Tensor, y: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
@@ -88,7 +102,7 @@ def mmd2(
     :param bandwidth: kernel bandwidth ``h``
     :return: ``(B,)``
     """
-    _check_kernel(kernel, bandwidth)
+    check_kernel(kernel, bandwidth)
     x, y = _as_sets(x, y, "mmd2")
     p, ww = _pool(x, y)
     sq_dist = (p.unsqueeze(2) - p.unsqueeze(1)).pow(2).sum(-1)  # (B, P, P), exact zeros on the diagonal
@@ -177,9 +191,8 @@ class _ProjectedMMD:
     ``theta``, ``scale sum_i c_i p_i`` (what :meth:`gradient` returns), and in the sample ``p_i``, ``scale c_i theta``.
     """
 
-    def __init__(self, x: th.Tensor, y: th.Tensor, kernel: str, bandwidth: float | Sequence[float]) -> None:
+    def __init__(self, x: th.Tensor, y: th.Tensor, kernel: str, hs: tuple[float, ...]) -> None:
         self.kernel, self.n = kernel, x.shape[1]
-        hs = (float(bandwidth),) if isinstance(bandwidth, int | float) else tuple(float(h) for h in bandwidth)
         self.scale = hs[0] if kernel == "multiquadric" else 1.0
         self.inv_h2 = [1.0 / (h * h) for h in hs]
         (batch, _, dim), n_points = x.shape, x.shape[1] + y.shape[1]
@@ -303,10 +316,10 @@ def slice_direction_gradient(
     :param x: ``(B, N, D)``; ``y``: ``(B, M, D)``; ``theta``: ``(B, C, D)`` candidate directions
     :return: value ``(B, C)`` and gradient ``(B, C, D)``
     """
-    _check_kernel(kernel, bandwidth)
+    hs = check_kernel(kernel, bandwidth)
     x, y = _as_sets(x, y, "slice_direction_gradient")
     with th.no_grad():
-        mmd = _ProjectedMMD(x, y, kernel, bandwidth)
+        mmd = _ProjectedMMD(x, y, kernel, hs)
         value, coef = mmd.evaluate(mmd.project(theta), need_coef=True)
         return value.t(), th.bmm(coef.permute(2, 0, 1), mmd.p).mul_(mmd.scale)  # type: ignore[union-attr]
 
@@ -344,11 +357,11 @@ def max_sliced_mmd2(
     :param generator: torch generator for the random candidates
     :return: ``(B,)``, and the directions if asked
     """
-    _check_kernel(kernel, bandwidth)
+    hs = check_kernel(kernel, bandwidth)
     x, y = _as_sets(x, y, "max_sliced_mmd2")
     batch, _, dim = x.shape
     with th.no_grad():
-        mmd = _ProjectedMMD(x, y, kernel, bandwidth)
+        mmd = _ProjectedMMD(x, y, kernel, hs)
         candidates = th.zeros(batch, 1, dim, dtype=mmd.dtype, device=x.device)
         candidates[..., 0] = 1.0
         if dim > 1:

@@ -21,14 +21,13 @@ from stable_baselines3.common.torch_layers import (
     BaseFeaturesExtractor,
     CombinedExtractor,
     FlattenExtractor,
+    create_mlp,
     get_actor_critic_arch,
 )
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.td3.policies import Actor
 from torch import nn
 from torch.nn import functional as F
-
-from sb3_dsdpg.world_models import build_mlp
 
 CRITIC_ARCHITECTURES = ("factorized", "concat")
 
@@ -89,7 +88,7 @@ class FactorizedSampleNet(nn.Module):
             last = width
         self.activation = activation_fn()
         _activation_and_derivative(self.activation, th.zeros(1))  # fail early on an unsupported activation
-        self.phi = build_mlp(noise_dim, last, noise_net_arch, activation_fn)
+        self.phi = nn.Sequential(*create_mlp(noise_dim, last, noise_net_arch, activation_fn))
         self.head = nn.Linear(last, 1)
 
     def psi(
@@ -230,7 +229,7 @@ class GenerativeCritic(BaseModel):
                     FactorizedSampleNet(features_dim, self.action_dim, noise_dim, net_arch, noise_net_arch, activation_fn)
                 )
             else:
-                nets.append(build_mlp(features_dim + self.action_dim + noise_dim, 1, net_arch, activation_fn))
+                nets.append(nn.Sequential(*create_mlp(features_dim + self.action_dim + noise_dim, 1, net_arch, activation_fn)))
         self.nets = nn.ModuleList(nets)
 
     def sample_noise(self, batch_size: int, n_samples: int) -> th.Tensor:

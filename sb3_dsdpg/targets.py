@@ -3,8 +3,10 @@
 This module owns the Sobolev TD target ``y = r + gamma (1 - done) Z'(s', pi'(s') + noise, xi')`` with
 ``(s', r) = g(s, a, eps)`` from the world model, and its gradient part ``G`` taken through the world model, the
 target policy and the target critic (arXiv 2601.20071: "implemented via backpropagation through reparameterised
-simulators"); the return-only target from real transitions; the TQC-style truncation of the pooled target
-samples; and the conversion between Dict observations and the flat vectors the world model works on.
+simulators"); the return-only target from real transitions; the settings both take (:class:`TargetOptions`); the
+one-step target for given draws (:func:`one_step_targets`, also what the diagnostics evaluate); the TQC-style
+truncation of the pooled target samples; and the conversion between Dict observations and the flat vectors the world
+model works on.
 
 ``G`` is computed in forward mode, whatever the number of target samples (reverse mode would need one backward
 per sample): ``G = dy/da`` with one tangent per action dimension, or the directional derivatives ``u_j . dy/dx``
@@ -17,6 +19,7 @@ tangents through all three.
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch as th
 from gymnasium import spaces
@@ -100,6 +103,93 @@ def per_row_jacobian(
     return value, tangents.movedim(0, -1)
 
 
+SOBOLEV_INPUTS = ("action", "state_action")
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    """
+    The settings of a TD target: how many samples it draws, its noise, and what its gradient part differentiates.
+
+    :param n_samples: target samples per critic and ``(s, a)``
+    :param n_model_draws: world-model draws per ``(s, a)`` (Sobolev target), each carrying
+        ``n_samples // n_model_draws`` critic draws and its own target-policy smoothing noise
+    :param target_policy_noise: standard deviation of the target-policy smoothing noise
+    :param target_noise_clip: its clip
+    :param deterministic_critic: use ``xi = 0`` (the deterministic-Sobolev baseline's critics)
+    :param sobolev_inputs: ``"action"``: ``G = dy/da``; ``"state_action"``: ``G = (dy/ds, dy/da)`` with ``s`` the
+        flat observation, carried through the world model's Jacobian in ``s`` as well as in ``a``
+    """
+
+    n_samples: int
+    n_model_draws: int = 1
+    target_policy_noise: float = 0.2
+    target_noise_clip: float = 0.5
+    deterministic_critic: bool = False
+    sobolev_inputs: str = "action"
+
+    def __post_init__(self) -> None:
+        if self.n_samples < 1 or self.n_model_draws < 1 or self.n_samples % self.n_model_draws != 0:
+            raise ValueError(
+                f"n_samples ({self.n_samples}) must be a positive multiple of n_target_model_draws ({self.n_model_draws})."
+            )
+        if not (self.target_policy_noise >= 0 and self.target_noise_clip >= 0):
+            raise ValueError(
+                "target_policy_noise and target_noise_clip must be >= 0, "
+                f"got {self.target_policy_noise} and {self.target_noise_clip}."
+            )
+        if self.sobolev_inputs not in SOBOLEV_INPUTS:
+            raise ValueError(f"sobolev_inputs must be one of {SOBOLEV_INPUTS}, got {self.sobolev_inputs!r}.")
+
+    @property
+    def per_draw(self) -> int:
+        """Critic draws per world-model draw."""
+        return self.n_samples // self.n_model_draws
+
+    def smoothing_noise(self, rows: int, like: th.Tensor) -> th.Tensor:
+        """Clipped target-policy smoothing noise ``(rows, A)`` in the dtype and device of the actions ``like``."""
+        noise = th.randn(rows, like.shape[-1], dtype=like.dtype, device=like.device) * self.target_policy_noise
+        return noise.clamp(-self.target_noise_clip, self.target_noise_clip)
+
+    def critic_noise(self, critic_target: th.nn.Module, rows: int, n_samples: int, dtype: th.dtype) -> th.Tensor:
+        """The target critic's noise ``xi`` for ``rows`` inputs, zero for a deterministic critic."""
+        xi = critic_target.sample_noise(rows, n_samples).to(dtype)
+        return th.zeros_like(xi) if self.deterministic_critic else xi
+
+
+def one_step_targets(
+    world_model: th.nn.Module,
+    actor_target: th.nn.Module,
+    critic_target: th.nn.Module,
+    observation_space: spaces.Space,
+    flat_obs: th.Tensor,
+    actions: th.Tensor,
+    discount: float | th.Tensor,
+    model_noise: th.Tensor,
+    smoothing: th.Tensor,
+    xi: th.Tensor,
+) -> th.Tensor:
+    """
+    ``y = r + discount Z'(s', clip(pi'(s') + smoothing), xi)`` with ``(s', r) = g(s, a, eps)``, for given draws.
+
+    The one-step target through the world model, a function of ``(s, a)`` free of random draws (so that it can be
+    differentiated or finite-differenced with common random numbers).
+
+    :param flat_obs: ``(B, S)``; ``actions``: ``(B, A)``
+    :param discount: a float, or ``(B, 1, 1)`` (``gamma (1 - done)`` per row)
+    :param model_noise: the world model's draws ``(B, M, latent_dim)``
+    :param smoothing: target-policy smoothing ``(B * M, A)``
+    :param xi: the target critic's noise ``(B * M or 1, K, P, k)``
+    :return: ``(B, K, M * P)``: per critic, model draw after draw, ``P`` critic draws each
+    """
+    batch, n_draws = model_noise.shape[:2]
+    next_obs, rewards = world_model.sample(flat_obs, actions, n_draws, noise=model_noise)  # (B, M, S), (B, M)
+    next_obs = unflatten_obs(observation_space, next_obs.reshape(batch * n_draws, -1))
+    next_actions = (actor_target(next_obs) + smoothing).clamp(-1.0, 1.0)
+    z = critic_target(next_obs, next_actions, xi)  # (B * M, K, P)
+    return _rewards_in_sample_order(rewards, z.shape[1], z.shape[2]) + discount * _critic_in_sample_order(z, batch)
+
+
 def sobolev_td_targets(
     world_model: th.nn.Module,
     actor_target: th.nn.Module,
@@ -109,88 +199,64 @@ def sobolev_td_targets(
     actions: th.Tensor,
     dones: th.Tensor,
     gamma: float | th.Tensor,
-    n_samples: int,
-    n_model_draws: int,
-    target_policy_noise: float,
-    target_noise_clip: float,
-    deterministic_critic: bool = False,
-    sobolev_inputs: str = "action",
+    options: TargetOptions,
     directions: th.Tensor | None = None,
 ) -> tuple[th.Tensor, th.Tensor]:
     """
-    Sobolev TD target samples and their action gradients, through the world model (no graph kept).
-
-    Each of the ``n_model_draws`` world-model draws per ``(s, a)`` carries ``n_samples // n_model_draws`` critic
-    draws and its own target-policy smoothing noise.
+    Sobolev TD target samples and their gradient part, through the world model (no graph kept).
 
     :param obs: observations ``(B, ...)``; ``actions``: ``(B, A)``; ``dones``: ``(B, 1)``
     :param gamma: the discount, or one per row ``(B, 1)`` (SB3's n-step buffer: ``gamma ** steps`` of each
         transition, whose world-model sample is then the n-step outcome ``(s_{t+n}, R_n)``)
-    :param deterministic_critic: use ``xi = 0`` (the deterministic-Sobolev baseline)
-    :param sobolev_inputs: ``"action"``: ``G = dy/da``; ``"state_action"``: ``G = (dy/ds, dy/da)`` with ``s`` the
-        flat observation, carried through the world model's Jacobian in ``s`` as well as in ``a``
-    :param directions: ``(B, k, A)`` (``"state_action"``: ``(B, k, S + A)``, state part first): return the
-        directional derivatives ``G_j = u_j . dy/dx`` along each row's ``k`` directions, by ``k`` forward
+    :param options: sample counts, noise and ``sobolev_inputs`` (:class:`TargetOptions`)
+    :param directions: ``(B, k, A)`` (``"state_action"``: ``(B, k, S + A)``, state part first), per batch row: return
+        the directional derivatives ``G_j = u_j . dy/dx`` along each row's ``k`` directions, by ``k`` forward
         tangents through world model, target actor and target critic, instead of the full gradient
     :return: ``y`` ``(B, n_critics, n_samples)`` and ``G`` ``(B, n_critics, n_samples, A)`` (``"state_action"``:
         ``(B, n_critics, n_samples, S + A)``, state part first; with ``directions``: ``(B, n_critics, n_samples, k)``)
     """
-    if n_samples % n_model_draws != 0:
-        raise ValueError(f"n_samples ({n_samples}) must be a multiple of n_target_model_draws ({n_model_draws}).")
-    batch, action_dim = actions.shape
-    per_draw = n_samples // n_model_draws
-    n_critics = critic_target.n_critics
+    batch, n_draws = actions.shape[0], options.n_model_draws
     flat_obs = flatten_obs(observation_space, obs, actions.dtype)
     # Every random draw happens here, outside the differentiated function.
-    model_noise = th.randn(batch, n_model_draws, world_model.latent_dim, dtype=actions.dtype, device=actions.device)
-    smoothing = (
-        th.randn(batch * n_model_draws, action_dim, dtype=actions.dtype, device=actions.device) * target_policy_noise
-    ).clamp(-target_noise_clip, target_noise_clip)
-    xi = critic_target.sample_noise(batch * n_model_draws, per_draw).to(actions.dtype)
-    if deterministic_critic:
-        xi = th.zeros_like(xi)
+    model_noise = th.randn(batch, n_draws, world_model.latent_dim, dtype=actions.dtype, device=actions.device)
+    smoothing = options.smoothing_noise(batch * n_draws, actions)
+    xi = options.critic_noise(critic_target, batch * n_draws, options.per_draw, actions.dtype)
     discount = discount_not_done(gamma, dones, actions.dtype)  # (B, 1, 1)
+    networks = (world_model, actor_target, critic_target)
 
-    def target_fn(act: th.Tensor, state: th.Tensor = flat_obs) -> th.Tensor:
-        next_obs, rewards = world_model.sample(state, act, n_model_draws, noise=model_noise)  # (B, M, S), (B, M)
-        next_obs = unflatten_obs(observation_space, next_obs.reshape(batch * n_model_draws, -1))
-        next_actions = (actor_target(next_obs) + smoothing).clamp(-1.0, 1.0)
-        z = critic_target(next_obs, next_actions, xi)  # (B * M, K, per_draw)
-        return _rewards_in_sample_order(rewards, n_critics, per_draw) + discount * _critic_in_sample_order(z, batch)
+    def target_fn(state: th.Tensor, act: th.Tensor) -> th.Tensor:
+        return one_step_targets(*networks, observation_space, state, act, discount, model_noise, smoothing, xi)
 
-    if sobolev_inputs not in ("action", "state_action"):
-        raise ValueError(f"sobolev_inputs must be 'action' or 'state_action', got {sobolev_inputs!r}.")
     actions = actions.detach()
     with th.no_grad():
-        if sobolev_inputs == "state_action" and directions is None:
-            r, r_grad, z, grads = _full_sobolev_parts(
-                world_model, actor_target, critic_target, observation_space, flat_obs, actions, model_noise, smoothing, xi
-            )
+        if options.sobolev_inputs == "state_action" and directions is None:
+            parts = _full_sobolev_parts(*networks, observation_space, flat_obs, actions, model_noise, smoothing, xi)
         else:
-            tangent_obs, tangent_act = _input_tangents(flat_obs, actions, sobolev_inputs, directions)
+            tangents = _input_tangents(flat_obs, actions, options.sobolev_inputs, directions)
             try:
-                r, r_grad, z, grads = target_with_tangents(
-                    world_model,
-                    actor_target,
-                    critic_target,
-                    flat_obs,
-                    actions,
-                    tangent_obs,
-                    tangent_act,
-                    model_noise,
-                    smoothing,
-                    xi,
-                )
-            except NotImplementedError:
-                # Networks the hand-written tangents do not cover (Dict observations, other extractors or layers).
-                if sobolev_inputs == "action":
-                    return per_row_jacobian(target_fn, actions, directions)
-                obs_dim = flat_obs.shape[-1]
-                inputs = th.cat([flat_obs, actions], dim=-1)
-                return per_row_jacobian(lambda x: target_fn(x[:, obs_dim:], x[:, :obs_dim]), inputs, directions)
-    y = _rewards_in_sample_order(r, n_critics, per_draw) + discount * _critic_in_sample_order(z, batch)
+                parts = target_with_tangents(*networks, flat_obs, actions, *tangents, model_noise, smoothing, xi)
+            except NotImplementedError:  # networks the hand-written tangents do not cover (Dict observations, other layers)
+                return _vmap_targets(target_fn, flat_obs, actions, options.sobolev_inputs, directions)
+    r, r_grad, z, grads = parts
+    n_critics = critic_target.n_critics
+    y = _rewards_in_sample_order(r, n_critics, options.per_draw) + discount * _critic_in_sample_order(z, batch)
     grads = _critic_in_sample_order(grads, batch)
-    return y, _rewards_in_sample_order(r_grad, n_critics, per_draw) + discount.unsqueeze(-1) * grads
+    return y, _rewards_in_sample_order(r_grad, n_critics, options.per_draw) + discount.unsqueeze(-1) * grads
+
+
+def _vmap_targets(
+    target_fn: Callable[[th.Tensor, th.Tensor], th.Tensor],
+    flat_obs: th.Tensor,
+    actions: th.Tensor,
+    sobolev_inputs: str,
+    directions: th.Tensor | None,
+) -> tuple[th.Tensor, th.Tensor]:
+    """The target ``target_fn(s, a)`` and its gradient part by ``vmap(jvp)``, in ``a`` or in the flat ``(s, a)``."""
+    if sobolev_inputs == "action":
+        return per_row_jacobian(lambda act: target_fn(flat_obs, act), actions, directions)
+    obs_dim = flat_obs.shape[-1]
+    inputs = th.cat([flat_obs, actions], dim=-1)
+    return per_row_jacobian(lambda x: target_fn(x[:, :obs_dim], x[:, obs_dim:]), inputs, directions)
 
 
 def _input_tangents(
@@ -307,23 +373,19 @@ def return_td_targets(
     rewards: th.Tensor,
     dones: th.Tensor,
     gamma: float | th.Tensor,
-    n_samples: int,
-    target_policy_noise: float,
-    target_noise_clip: float,
-    deterministic_critic: bool = False,
+    options: TargetOptions,
 ) -> th.Tensor:
     """
     Return-only target samples from real transitions (the return-only distributional baseline).
 
-    :param deterministic_critic: use ``xi = 0`` (the deterministic-Sobolev baseline's critics)
-    :return: ``y`` ``(B, n_critics, n_samples)``
+    :param options: ``n_samples``, the smoothing noise and ``deterministic_critic`` are used (:class:`TargetOptions`)
+    :return: ``y`` ``(B, n_critics, options.n_samples)``
     """
     with th.no_grad():
         next_actions = actor_target(next_obs)
-        noise = (th.randn_like(next_actions) * target_policy_noise).clamp(-target_noise_clip, target_noise_clip)
-        next_actions = (next_actions + noise).clamp(-1.0, 1.0)
-        xi = critic_target.sample_noise(next_actions.shape[0], n_samples)
-        z = critic_target(next_obs, next_actions, th.zeros_like(xi) if deterministic_critic else xi)
+        next_actions = (next_actions + options.smoothing_noise(next_actions.shape[0], next_actions)).clamp(-1.0, 1.0)
+        xi = options.critic_noise(critic_target, next_actions.shape[0], options.n_samples, next_actions.dtype)
+        z = critic_target(next_obs, next_actions, xi)
         return rewards.reshape(-1, 1, 1) + discount_not_done(gamma, dones, z.dtype) * z
 
 

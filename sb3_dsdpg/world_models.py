@@ -19,18 +19,8 @@ the package.
 import math
 
 import torch as th
+from stable_baselines3.common.torch_layers import create_mlp
 from torch import nn
-
-
-def build_mlp(in_dim: int, out_dim: int, net_arch: list[int], activation_fn: type[nn.Module] = nn.SiLU) -> nn.Sequential:
-    """A plain MLP: Linear/activation pairs for ``net_arch``, then a linear output layer."""
-    layers: list[nn.Module] = []
-    last = in_dim
-    for width in net_arch:
-        layers += [nn.Linear(last, width), activation_fn()]
-        last = width
-    layers.append(nn.Linear(last, out_dim))
-    return nn.Sequential(*layers)
 
 
 class RunningNormalizer(nn.Module):
@@ -179,9 +169,10 @@ class CVAEWorldModel(WorldModel):
         encoder_arch = [256, 256] if encoder_arch is None else list(encoder_arch)
         decoder_arch = [256, 256] if decoder_arch is None else list(decoder_arch)
         prior_arch = [256, 256] if prior_arch is None else list(prior_arch)
-        self.encoder = build_mlp(obs_dim + action_dim + self.target_dim, 2 * latent_dim, encoder_arch, activation_fn)
-        self.prior = build_mlp(obs_dim + action_dim, 2 * latent_dim, prior_arch, activation_fn)
-        self.decoder = build_mlp(obs_dim + action_dim + latent_dim, self.target_dim, decoder_arch, activation_fn)
+        cond_dim = obs_dim + action_dim
+        self.encoder = nn.Sequential(*create_mlp(cond_dim + self.target_dim, 2 * latent_dim, encoder_arch, activation_fn))
+        self.prior = nn.Sequential(*create_mlp(cond_dim, 2 * latent_dim, prior_arch, activation_fn))
+        self.decoder = nn.Sequential(*create_mlp(cond_dim + latent_dim, self.target_dim, decoder_arch, activation_fn))
         # Parameterised through a sigmoid between the bounds; starts in the middle (log scale).
         self.decoder_std_logit = nn.Parameter(th.zeros(self.target_dim))
 
@@ -290,9 +281,10 @@ class RealNVPWorldModel(WorldModel):
         # Where each coupling's (log-scale, shift) output acts: the dimensions it transforms, twice.
         self.register_buffer("output_masks", (1.0 - masks).repeat(1, 2), persistent=False)
         self.couplings = nn.ModuleList(
-            build_mlp(self.target_dim + cond_dim, 2 * self.target_dim, hidden_arch, activation_fn) for _ in range(n_couplings)
+            nn.Sequential(*create_mlp(self.target_dim + cond_dim, 2 * self.target_dim, hidden_arch, activation_fn))
+            for _ in range(n_couplings)
         )
-        self.affine = build_mlp(cond_dim, 2 * self.target_dim, hidden_arch, activation_fn)
+        self.affine = nn.Sequential(*create_mlp(cond_dim, 2 * self.target_dim, hidden_arch, activation_fn))
         with th.no_grad():
             # Start as the identity map: zero couplings, unit scale.
             for net in self.couplings:

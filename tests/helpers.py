@@ -1,6 +1,8 @@
 """Helpers shared by the test modules: central finite differences, float64 DSDPG models for gradient checks, and the
 synthetic linear-Gaussian transition that both world models must recover."""
 
+import dataclasses
+
 import numpy as np
 import torch as th
 
@@ -45,6 +47,8 @@ def float64_model(env_id: str, architecture: str, world_model: str = "cvae", dis
         **kwargs,
     )
     model.policy.double()
+    if model.world_model is None:  # the return-only baseline
+        return model
     model.world_model.double()
     with th.no_grad():
         if world_model == "realnvp":
@@ -67,29 +71,18 @@ def float64_batch(model: DSDPG, batch: int = 5, seed: int = 0, obs_from_space: b
     return th.as_tensor(obs, dtype=th.float64), th.as_tensor(actions, dtype=th.float64)
 
 
-def model_targets(model: DSDPG, obs, actions: th.Tensor, dones: th.Tensor, gamma=0.9, seed: int = 123, **kwargs):
+def model_targets(
+    model: DSDPG, obs, actions: th.Tensor, dones: th.Tensor, gamma=0.9, seed: int = 123, directions=None, **options
+):
     """
-    :func:`sobolev_td_targets` with ``model``'s networks and settings (target smoothing 0.2 clipped at 0.5), every
-    random draw fixed by ``seed`` so that repeated calls differ only in their inputs; ``kwargs`` override
-    ``deterministic_critic``, ``sobolev_inputs`` or give ``directions``.
+    :func:`sobolev_td_targets` with ``model``'s networks and :class:`TargetOptions` (target smoothing 0.2 clipped at
+    0.5), every random draw fixed by ``seed`` so that repeated calls differ only in their inputs; ``options`` override
+    fields of the options (``deterministic_critic``, ``sobolev_inputs``, ...); ``directions`` are passed on.
     """
     th.manual_seed(seed)
-    settings = dict(deterministic_critic=not model.distributional, sobolev_inputs=model.sobolev_inputs)
-    return sobolev_td_targets(
-        model.world_model,
-        model.actor_target,
-        model.critic_target,
-        model.observation_space,
-        obs,
-        actions,
-        dones,
-        gamma,
-        model.n_samples,
-        model.n_target_model_draws,
-        0.2,
-        0.5,
-        **{**settings, **kwargs},
-    )
+    target_options = dataclasses.replace(model.target_options, target_policy_noise=0.2, target_noise_clip=0.5, **options)
+    networks = (model.world_model, model.actor_target, model.critic_target, model.observation_space)
+    return sobolev_td_targets(*networks, obs, actions, dones, gamma, target_options, directions)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -140,3 +133,93 @@ def fit_and_check_linear_gaussian(model: th.nn.Module, n_steps: int) -> tuple[th
     ratio = samples.std(1) / NOISE_STD
     assert ((ratio > 0.7) & (ratio < 1.3)).all(), ratio
     return loss, parts
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Fixtures written by an earlier version of the code (tests/fixtures/make_fixtures.py)
+# ----------------------------------------------------------------------------------------------------------------------
+
+FIXTURE_MODEL_KWARGS = dict(
+    learning_starts=100,
+    batch_size=32,
+    n_samples=4,
+    policy_kwargs=dict(net_arch=[16, 16], noise_net_arch=[8]),
+    world_model_kwargs=dict(latent_dim=4, encoder_arch=[16], decoder_arch=[16], prior_arch=[16]),
+    seed=0,
+    device="cpu",
+)
+
+
+def fixture_observations() -> np.ndarray:
+    """Eight fixed Pendulum-v1 observations ``(cos theta, sin theta, theta dot)`` around the circle."""
+    theta = np.linspace(-np.pi, np.pi, 8, endpoint=False)
+    return np.stack([np.cos(theta), np.sin(theta), np.linspace(-6.0, 6.0, 8)], axis=-1).astype(np.float32)
+
+
+def network_state_dict_keys() -> dict[str, list[str]]:
+    """State-dict keys of the critics (factorized and concat) and world models (cVAE and RealNVP) of a small model."""
+    from sb3_dsdpg.world_models import CVAEWorldModel, RealNVPWorldModel
+
+    keys = {}
+    for architecture in ("factorized", "concat"):
+        policy_kwargs = dict(net_arch=[8, 8], noise_net_arch=[4], critic_architecture=architecture)
+        model = DSDPG("MlpPolicy", "Pendulum-v1", policy_kwargs=policy_kwargs, device="cpu", sobolev=False)
+        keys[f"critic_{architecture}"] = list(model.critic.state_dict())
+    cvae = CVAEWorldModel(3, 1, latent_dim=2, encoder_arch=[8, 8], decoder_arch=[8], prior_arch=[])
+    keys["cvae"] = list(cvae.state_dict())
+    keys["realnvp"] = list(RealNVPWorldModel(3, 1, n_couplings=2, hidden_arch=[8, 8]).state_dict())
+    return keys
+
+
+# The critic variants, each a setting of the switches that changes what one critic step computes.
+CRITIC_VARIANTS: dict[str, dict] = {
+    "dsdpg": dict(),
+    "dsdpg_replay_actions": dict(critic_actions="replay"),
+    "dsdpg_mmd_gaussian_concat": dict(loss="mmd", kernel="gaussian", kernel_bandwidth=[0.5, 2.0], architecture="concat"),
+    "dsdpg_realnvp": dict(world_model="realnvp"),
+    "dsdpg_unnormalized": dict(normalize_samples=False),
+    "mage": dict(distributional=False),
+    "return_only": dict(sobolev=False),
+    "state_action": dict(sobolev_inputs="state_action"),
+    "directional": dict(sobolev_directions=1),
+    "state_action_directional": dict(sobolev_inputs="state_action", sobolev_directions=3),
+    "mage_state_action": dict(distributional=False, sobolev_inputs="state_action"),
+    "mage_directional": dict(distributional=False, sobolev_directions=1),
+}
+
+
+def critic_step_values(name: str) -> dict[str, float]:
+    """
+    One critic loss of the variant ``name`` on a fixed float64 Pendulum-v1 batch, seed and directions, with the
+    summaries the training step logs and the norm of the loss's gradient in the critic's parameters.
+    """
+    from stable_baselines3.common import policies as sb3_policies
+    from stable_baselines3.common.type_aliases import ReplayBufferSamples
+
+    kwargs = dict(CRITIC_VARIANTS[name])
+    architecture = kwargs.pop("architecture", "factorized")
+    model = float64_model("Pendulum-v1", architecture, **kwargs)
+    preprocess = sb3_policies.preprocess_obs
+    sb3_policies.preprocess_obs = lambda obs, space, normalize_images=True: obs  # keep float64
+    th.set_default_dtype(th.float64)  # the critic noise drawn inside the loss
+    try:
+        obs, actions = float64_batch(model, batch=6, seed=5)
+        gen = th.Generator().manual_seed(5)
+        next_obs = obs + 0.1 * th.randn(obs.shape, generator=gen, dtype=th.float64)
+        rewards = th.randn(6, 1, generator=gen, dtype=th.float64)
+        dones = th.tensor([[0.0], [1.0], [0.0], [0.0], [0.0], [1.0]])
+        data = ReplayBufferSamples(obs, actions, next_obs, dones, rewards)
+        th.manual_seed(0)
+        directions = model.sample_directions(6)
+        th.manual_seed(1)
+        step = model._critic_loss(data, 0.9, directions)
+        step.loss.backward()
+        grad_norm = th.cat([p.grad.flatten() for p in model.critic.parameters() if p.grad is not None]).norm()
+        online = step.online
+        out = {"loss": step.loss.item(), "return_mean": online.z.mean().item(), "critic_grad_norm": grad_norm.item()}
+        if online.grad is not None:
+            out["grad_norm_mean"] = online.grad.norm(dim=-1).mean().item()
+        return out
+    finally:
+        th.set_default_dtype(th.float32)
+        sb3_policies.preprocess_obs = preprocess

@@ -2,10 +2,20 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch as th
 
-from sb3_dsdpg.losses import kernel_from_sq_dist, max_sliced_mmd2, mmd2, slice_direction_gradient, sobolev_huber_loss
+from sb3_dsdpg import DSDPG
+from sb3_dsdpg.losses import (
+    check_kernel,
+    kernel_bandwidths,
+    kernel_from_sq_dist,
+    max_sliced_mmd2,
+    mmd2,
+    slice_direction_gradient,
+    sobolev_huber_loss,
+)
 
 
 def _mq(d: float, h: float) -> float:
@@ -242,3 +252,36 @@ def test_sobolev_huber_loss_closed_form():
     # Huber(0.5) = 0.125, Huber(3) = 2.5; gradient errors 5 and 0 -> Huber 4.5 and 0.
     expected = (0.125 + 2.5) / 2 + 5.0 * (4.5 + 0.0) / 2
     assert sobolev_huber_loss(q, grad, target, target_grad).item() == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("bandwidth", [0.0, -3.0, float("nan"), float("inf"), [], [1.0, 0.0], "wide", None])
+def test_bad_bandwidths_raise_one_error_everywhere(bandwidth):
+    """The losses and DSDPG's argument check parse the bandwidth in one place, with one message."""
+    x, theta = th.zeros(1, 2, 1), th.ones(1, 1, 1)
+    calls = {
+        "kernel_bandwidths": lambda: kernel_bandwidths(bandwidth),
+        "kernel_from_sq_dist": lambda: kernel_from_sq_dist(x, "gaussian", bandwidth),
+        "mmd2": lambda: mmd2(x, x, "gaussian", bandwidth),
+        "max_sliced_mmd2": lambda: max_sliced_mmd2(x, x, "multiquadric", bandwidth),
+        "slice_direction_gradient": lambda: slice_direction_gradient(x, x, theta, "gaussian", bandwidth),
+        "DSDPG": lambda: DSDPG("MlpPolicy", "Pendulum-v1", kernel="gaussian", kernel_bandwidth=bandwidth),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match=r"kernel_bandwidth must be positive \(a float, or a list of floats"):
+            call()
+            pytest.fail(name)
+
+
+@pytest.mark.parametrize(
+    "bandwidth, expected",
+    [(2, (2.0,)), (np.float32(0.5), (0.5,)), ([1, 2.5], (1.0, 2.5)), (np.array([3.0, 4.0]), (3.0, 4.0)), ((7.0,), (7.0,))],
+)
+def test_bandwidths_parse_to_floats(bandwidth, expected):
+    assert kernel_bandwidths(bandwidth) == expected
+    assert check_kernel("gaussian", bandwidth) == expected
+
+
+def test_unknown_kernel_names_the_argument():
+    for call in (lambda: check_kernel("laplace", 1.0), lambda: DSDPG("MlpPolicy", "Pendulum-v1", kernel="laplace")):
+        with pytest.raises(ValueError, match=r"Unknown kernel 'laplace': kernel must be one of"):
+            call()

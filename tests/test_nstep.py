@@ -8,7 +8,7 @@ from helpers import float64_batch, float64_model, model_targets
 from stable_baselines3.common.buffers import NStepReplayBuffer
 
 from sb3_dsdpg import DSDPG
-from sb3_dsdpg.targets import discount_not_done, return_td_targets
+from sb3_dsdpg.targets import TargetOptions, discount_not_done, return_td_targets
 
 pytestmark = pytest.mark.usefixtures("float64_observations")
 
@@ -48,12 +48,11 @@ def test_return_target_with_per_row_discounts():
     model = DSDPG("MlpPolicy", "Pendulum-v1", sobolev=False, n_samples=4, policy_kwargs=dict(net_arch=[16]), seed=0)
     obs = float64_batch(model, batch=2)[0].float()
     rewards, dones = th.tensor([[1.0], [2.0]]), th.zeros(2, 1)
+    options = TargetOptions(n_samples=4, target_policy_noise=0.0)
     th.manual_seed(0)
-    y = return_td_targets(
-        model.actor_target, model.critic_target, obs, rewards, dones, th.tensor([[0.5], [0.25]]), 4, 0.0, 0.5
-    )
+    y = return_td_targets(model.actor_target, model.critic_target, obs, rewards, dones, th.tensor([[0.5], [0.25]]), options)
     th.manual_seed(0)
-    y_scalar = return_td_targets(model.actor_target, model.critic_target, obs, rewards, dones, 1.0, 4, 0.0, 0.5)
+    y_scalar = return_td_targets(model.actor_target, model.critic_target, obs, rewards, dones, 1.0, options)
     assert th.allclose(
         y - rewards.reshape(-1, 1, 1),
         (y_scalar - rewards.reshape(-1, 1, 1)) * th.tensor([0.5, 0.25]).reshape(-1, 1, 1),

@@ -32,9 +32,10 @@ from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Figure
 
+from sb3_dsdpg import targets
 from sb3_dsdpg.dsdpg import DSDPG
 from sb3_dsdpg.envs.point_mass import PointMassBonusEnv
-from sb3_dsdpg.targets import flatten_obs, unflatten_obs
+from sb3_dsdpg.targets import flatten_obs
 from sb3_dsdpg.tools.extras import needs
 
 with needs("plots", "sb3_dsdpg's gradient diagnostics"):
@@ -106,16 +107,18 @@ def one_step_targets(
     model: DSDPG, flat_obs: th.Tensor, actions: th.Tensor, model_noise: th.Tensor, smoothing: th.Tensor, xi: th.Tensor
 ) -> th.Tensor:
     """
-    ``y_k = r + gamma Z'_k(s', pi'(s') + smoothing, xi_k)`` with ``(s', r) = g(s, a, eps)`` for given draws, per row.
+    ``y_k = r + gamma Z'_k(s', pi'(s') + smoothing, xi_k)`` with ``(s', r) = g(s, a, eps)`` for given draws, per row:
+    the training target's :func:`sb3_dsdpg.targets.one_step_targets`, one model draw and one critic draw per row.
 
     :param flat_obs: ``(R, S)``; ``actions``: ``(R, A)``; ``model_noise``: ``(R, 1, latent_dim)``;
         ``smoothing``: ``(R, A)``; ``xi``: ``(R, K, 1, k)``
     :return: ``(R, K)``
     """
-    next_obs, rewards = model.world_model.sample(flat_obs, actions, 1, noise=model_noise)  # type: ignore[union-attr]
-    next_obs = unflatten_obs(model.observation_space, next_obs[:, 0])
-    next_actions = (model.actor_target(next_obs) + smoothing).clamp(-1.0, 1.0)
-    return rewards + model.gamma * model.critic_target(next_obs, next_actions, xi)[..., 0]
+    if model.world_model is None:
+        raise ValueError("One-step model targets need a world model (sobolev=True).")
+    networks = (model.world_model, model.actor_target, model.critic_target, model.observation_space)
+    y = targets.one_step_targets(*networks, flat_obs, actions, model.gamma, model_noise, smoothing, xi)
+    return y[..., 0]  # one model draw and one critic draw per row
 
 
 @th.no_grad()
