@@ -1,13 +1,49 @@
-"""Helpers shared by the test modules: central finite differences, float64 DSDPG models for gradient checks, and the
-synthetic linear-Gaussian transition that both world models must recover."""
+"""Helpers shared by the test modules: the small DSDPG configuration of the quick training tests, waiting for a
+condition, central finite differences, float64 DSDPG models for gradient checks, and the synthetic linear-Gaussian
+transition that both world models must recover."""
 
 import dataclasses
+import time
+from collections.abc import Callable
 
 import numpy as np
 import torch as th
 
 from sb3_dsdpg import DSDPG
 from sb3_dsdpg.targets import sobolev_td_targets
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The small configuration of the quick training tests, and waiting for a condition
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def small_kwargs(**overrides) -> dict:
+    """
+    Keyword arguments of a small DSDPG (fresh dicts at every call): 32x32 actor and critic with a 16-wide noise net, a
+    cVAE world model with 32-wide layers, batch 32, 4 samples. ``overrides`` add keys or replace them whole.
+    """
+    return {
+        "policy_kwargs": dict(net_arch=[32, 32], noise_net_arch=[16]),
+        "world_model_kwargs": dict(encoder_arch=[32], decoder_arch=[32], prior_arch=[32]),
+        "batch_size": 32,
+        "n_samples": 4,
+        **overrides,
+    }
+
+
+def small_dsdpg(env, **overrides) -> DSDPG:
+    """An ``MlpPolicy`` DSDPG on ``env`` (an ID or an env) with :func:`small_kwargs`."""
+    return DSDPG("MlpPolicy", env, **small_kwargs(**overrides))
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.2) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` if it does not within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting until {what}")
+        time.sleep(interval)
+
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Finite-difference checks

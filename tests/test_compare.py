@@ -1,4 +1,5 @@
-"""Tests of ``python -m sb3_dsdpg.compare`` through its real entry point (subprocesses, one torch thread).
+"""Tests of ``python -m sb3_dsdpg.compare`` through its real entry point (subprocesses, one torch thread; marked
+``subprocess``, run with ``-m subprocess``).
 
 This module owns the checks of the comparison sweep: a tiny sweep (DSDPG and TD3 on the point mass, 2 seeds, 200 steps,
 tiny networks) that is killed after its first run, resumed, and rerun (no new run), with every report file; the same
@@ -9,6 +10,7 @@ and paired per-seed results from fake finished runs with known returns.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -16,7 +18,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from helpers import wait_until
 
 from sb3_dsdpg.tools.compare import runs as runs_module
 from sb3_dsdpg.tools.compare import sweep as sweep_module
@@ -99,6 +101,7 @@ def check_report(out: Path) -> None:
     assert {marker["config"]["protocol"] for marker in markers(out).values()} == {"matched"}
 
 
+@pytest.mark.subprocess
 def test_sweep_interrupted_resumed_and_rerun(tmp_path: Path) -> None:
     out = tmp_path / "sweep"
     # Interrupt: kill the whole sweep (and its training) once the first run has finished.
@@ -109,12 +112,21 @@ def test_sweep_interrupted_resumed_and_rerun(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    deadline = time.time() + 400
-    while not markers(out) and time.time() < deadline and process.poll() is None:
-        time.sleep(0.5)
-    time.sleep(3)  # the second run has started
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+
+    def second_run_started() -> bool:
+        assert process.poll() is None, "the sweep exited before it could be interrupted"
+        finished = markers(out)
+        return bool(finished) and any(
+            (folder / "train.log").is_file() for folder in (out / "logs").iterdir() if folder.name not in finished
+        )
+
+    # The first run's marker is written, and the next run's folder has its train.log (its training is launched).
+    try:
+        wait_until(second_run_started, timeout=400, what="the first run has finished and the second one has started")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
     first = markers(out)
     assert 1 <= len(first) < len(RUN_NAMES), "the sweep should have been killed after its first run"
     assert not (out / "report" / "results.md").exists()
@@ -145,6 +157,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.subprocess
 def test_ray_backend_same_runs(tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="Ray is not installed: pip install 'sb3_dsdpg[distributed]'")
     ray_cli = Path(sys.executable).with_name("ray")
@@ -157,13 +170,16 @@ def test_ray_backend_same_runs(tmp_path: Path) -> None:
         start_new_session=True,
     )
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
+
+        def head_accepts_connections() -> bool:
+            assert head.poll() is None, "ray start --head exited"
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
             except OSError:
-                time.sleep(1)
+                return False
+            return True
+
+        wait_until(head_accepts_connections, timeout=120, what=f"the Ray head listens on port {port}", interval=1.0)
         out = tmp_path / "ray-sweep"
         result = compare(*TINY, "--out", str(out), "--backend", "ray", "--ray-address", f"127.0.0.1:{port}")
         assert result.returncode == 0, result.stdout + result.stderr
@@ -202,6 +218,7 @@ def test_bad_input_refused_before_any_run(
     assert not (out / "logs").exists()
 
 
+@pytest.mark.subprocess
 def test_bad_input_through_the_entry_point(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")

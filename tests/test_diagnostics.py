@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch as th
 from gymnasium.utils import seeding
+from helpers import small_dsdpg
 from stable_baselines3.common import policies as sb3_policies
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -25,17 +26,9 @@ from sb3_dsdpg.tools.diagnostics import (
     point_mass_returns,
 )
 
-SMALL = dict(
-    policy_kwargs=dict(net_arch=[32, 32], noise_net_arch=[16]),
-    world_model_kwargs=dict(encoder_arch=[32], decoder_arch=[32], prior_arch=[32]),
-    batch_size=32,
-    n_samples=4,
-    seed=0,
-)
-
 
 def _point_mass_model(gamma: float = 0.95) -> DSDPG:
-    model = DSDPG("MlpPolicy", gym.make("sb3_dsdpg/PointMassBonus-v0"), gamma=gamma, **SMALL)
+    model = small_dsdpg(gym.make("sb3_dsdpg/PointMassBonus-v0"), gamma=gamma, seed=0)
     with th.no_grad():  # a policy that moves, so the returns depend on it
         model.actor.mu[-2].bias.copy_(th.tensor([1.0, 0.3]))
     return model
@@ -59,7 +52,7 @@ def test_monte_carlo_rollouts_reproduce_the_env():
         assert rng.integers(4) == info["active_bonus"]  # the reset's draw, then one normal pair per step
         noise = th.as_tensor(np.stack([rng.normal(size=2) for _ in range(t)]))
         centre = th.as_tensor(env.unwrapped.bonus_centres[info["active_bonus"]])
-        simulated = point_mass_returns(model, env.unwrapped, th.zeros(2), th.as_tensor(actions[0]), centre, noise)
+        simulated = point_mass_returns(model, th.zeros(2), th.as_tensor(actions[0]), centre, noise)
         assert t == 50 and abs(simulated.item() - total) < 1e-4 * (1 + abs(total)), (simulated.item(), total)
 
 
@@ -86,7 +79,7 @@ def test_monte_carlo_gradient_matches_the_one_step_closed_form():
 
 def test_model_target_gradients_match_forward_mode(monkeypatch):
     monkeypatch.setattr(sb3_policies, "preprocess_obs", lambda obs, space, normalize_images=True: obs)
-    model = DSDPG("MlpPolicy", "Pendulum-v1", **SMALL)
+    model = small_dsdpg("Pendulum-v1", seed=0)
     model.policy.double()
     model.world_model.double()
     states = np.random.default_rng(0).uniform(-1, 1, (3, 3))
@@ -131,7 +124,7 @@ def _tensorboard_tags(log_dir) -> dict:
 
 @pytest.mark.parametrize("env_id", ["sb3_dsdpg/PointMassBonus-v0", "Pendulum-v1"])
 def test_callback_logs_figures_to_tensorboard(tmp_path, env_id):
-    model = DSDPG("MlpPolicy", env_id, learning_starts=100, tensorboard_log=str(tmp_path), **SMALL)
+    model = small_dsdpg(env_id, learning_starts=100, tensorboard_log=str(tmp_path), seed=0)
     callback = GradientDiagnosticsCallback(log_freq=100, n_samples=16, n_rollouts=50, horizon=20)
     model.learn(300, callback=callback)
     assert callback.n_figures == 2  # at steps 200 and 300, not before training starts

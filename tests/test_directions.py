@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 import torch as th
-from helpers import float64_batch, float64_model, model_targets
+from helpers import float64_batch, float64_model, model_targets, small_dsdpg
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
 from sb3_dsdpg import DSDPG
@@ -178,16 +178,6 @@ def test_too_many_directions_and_return_only_raise():
         DSDPG("MlpPolicy", "Pendulum-v1", sobolev=False, sobolev_directions=1)
 
 
-SMALL = dict(
-    batch_size=32,
-    learning_starts=100,
-    n_samples=4,
-    policy_kwargs=dict(net_arch=[32, 32], noise_net_arch=[16]),
-    world_model_kwargs=dict(encoder_arch=[32], decoder_arch=[32], prior_arch=[32]),
-    seed=0,
-)
-
-
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -198,7 +188,7 @@ SMALL = dict(
     ],
 )
 def test_directional_switches_train_and_save(tmp_path, kwargs):
-    model = DSDPG("MlpPolicy", "sb3_dsdpg/PointMassBonus-v0", **{**SMALL, **kwargs})
+    model = small_dsdpg("sb3_dsdpg/PointMassBonus-v0", learning_starts=100, seed=0, **kwargs)
     model.learn(200)
     assert model._n_updates >= 99
     assert np.isfinite(model.logger.name_to_value["train/critic_loss"])
@@ -211,7 +201,7 @@ def test_directional_switches_train_and_save(tmp_path, kwargs):
 
 def test_saves_from_before_the_argument_load_with_the_full_gradient(tmp_path):
     """A zip written before ``sobolev_directions`` existed trained with the full gradient, and keeps it."""
-    model = DSDPG("MlpPolicy", "Pendulum-v1", **{**SMALL, "learning_starts": 50})
+    model = small_dsdpg("Pendulum-v1", learning_starts=50, seed=0)
     model.learn(60)
     model.save(tmp_path / "new.zip")
     with zipfile.ZipFile(tmp_path / "new.zip") as src, zipfile.ZipFile(tmp_path / "old.zip", "w") as dst:

@@ -72,6 +72,7 @@ def test_the_tools_raise_an_import_error_naming_the_extra(monkeypatch: pytest.Mo
         from sb3_dsdpg.tools.diagnostics import GradientDiagnosticsCallback  # noqa: F401
 
 
+@pytest.mark.subprocess
 def test_the_entry_point_itself_exits_with_the_message() -> None:
     """``python -m sb3_dsdpg.train`` without rl-zoo3: one line naming the extra, no traceback."""
     code = (

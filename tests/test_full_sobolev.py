@@ -1,13 +1,18 @@
 """Full Sobolev samples (``sobolev_inputs="state_action"``): finite-difference checks of the critic's state gradient
-and of the target's state gradient through the world model, the switch's errors, and short training runs."""
+and of the target's state gradient through the world model, the switch's errors, short training runs, and (marked
+slow) a learning check of each switch on SB3's identity task."""
 
 import csv
 
 import numpy as np
 import pytest
 import torch as th
-from helpers import fd_jacobian, float64_batch, float64_model, model_targets
+from helpers import fd_jacobian, float64_batch, float64_model, model_targets, small_dsdpg
+from stable_baselines3.common.envs import IdentityEnvBox
+from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import configure
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.noise import NormalActionNoise
 
 from sb3_dsdpg import DSDPG
 
@@ -97,14 +102,7 @@ def test_state_action_needs_flat_box_observations_and_sobolev():
         DSDPG("MlpPolicy", "Pendulum-v1", sobolev_inputs="state")
 
 
-SMALL = dict(
-    learning_rate=1e-3,
-    batch_size=64,
-    learning_starts=500,
-    n_samples=4,
-    policy_kwargs=dict(net_arch=[32, 32], noise_net_arch=[16]),
-)
-WORLD_MODEL_KWARGS = {"cvae": dict(encoder_arch=[32], decoder_arch=[32], prior_arch=[32]), "realnvp": dict(hidden_arch=[32])}
+REALNVP_KWARGS = dict(hidden_arch=[32])
 
 
 SWITCHES = [
@@ -117,15 +115,15 @@ SWITCHES = [
 
 def _train_and_check(tmp_path, world_model: str, sobolev_inputs: str, distributional: bool, steps: int, **kwargs) -> None:
     """Train on Pendulum-v1, then check the logged keys and values and a save/load round trip."""
-    model = DSDPG(
-        "MlpPolicy",
+    model = small_dsdpg(
         "Pendulum-v1",
         world_model=world_model,
         sobolev_inputs=sobolev_inputs,
         distributional=distributional,
-        world_model_kwargs=WORLD_MODEL_KWARGS[world_model],
+        learning_rate=1e-3,
         seed=0,
-        **{**SMALL, **kwargs},
+        **({"world_model_kwargs": REALNVP_KWARGS} if world_model == "realnvp" else {}),
+        **kwargs,
     )
     model.set_logger(configure(str(tmp_path), ["csv"]))
     model.learn(steps, log_interval=1)
@@ -157,10 +155,31 @@ def _train_and_check(tmp_path, world_model: str, sobolev_inputs: str, distributi
 
 @pytest.mark.parametrize("world_model, sobolev_inputs, distributional", SWITCHES)
 def test_switches_train_briefly(tmp_path, world_model, sobolev_inputs, distributional):
-    _train_and_check(tmp_path, world_model, sobolev_inputs, distributional, 400, learning_starts=200, batch_size=32)
+    _train_and_check(tmp_path, world_model, sobolev_inputs, distributional, 400, learning_starts=200)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("world_model, sobolev_inputs, distributional", SWITCHES)
-def test_switches_train_2000_steps_on_pendulum(tmp_path, world_model, sobolev_inputs, distributional):
-    _train_and_check(tmp_path, world_model, sobolev_inputs, distributional, 2000)
+def test_switches_learn_the_identity_task(world_model, sobolev_inputs, distributional):
+    """
+    SB3's identity check for continuous actions (copy the observation into the action, reward 1 within 0.5, 100 steps
+    an episode): an untrained policy scores about 50. Measured with these settings (2026-11-26): every switch scored
+    100 after 3,000 steps at seeds 0, 1 and 2, and 75 to 100 after 2,000 steps; the check asks 90 at seed 1.
+    """
+    model = small_dsdpg(
+        IdentityEnvBox(eps=0.5),
+        world_model=world_model,
+        sobolev_inputs=sobolev_inputs,
+        distributional=distributional,
+        gamma=0.5,
+        learning_rate=1e-3,
+        batch_size=64,
+        learning_starts=300,
+        action_noise=NormalActionNoise(np.zeros(1), 0.1 * np.ones(1)),
+        seed=1,
+        **({"world_model_kwargs": REALNVP_KWARGS} if world_model == "realnvp" else {}),
+    )
+    untrained = evaluate_policy(model, Monitor(IdentityEnvBox(eps=0.5)), n_eval_episodes=10, deterministic=True)[0]
+    model.learn(3000)
+    trained = evaluate_policy(model, Monitor(IdentityEnvBox(eps=0.5)), n_eval_episodes=10, deterministic=True)[0]
+    assert untrained < 70.0 and trained >= 90.0, (untrained, trained)

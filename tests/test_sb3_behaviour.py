@@ -7,6 +7,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from helpers import small_dsdpg, small_kwargs
 from sb3_contrib import TQC
 from stable_baselines3 import TD3, HerReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
@@ -16,14 +17,6 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.noise import NormalActionNoise
 
 from sb3_dsdpg import DSDPG
-
-SMALL = dict(
-    policy_kwargs=dict(net_arch=[32, 32], noise_net_arch=[16]),
-    world_model_kwargs=dict(encoder_arch=[32], decoder_arch=[32], prior_arch=[32]),
-    batch_size=32,
-    learning_starts=50,
-    n_samples=4,
-)
 
 LOGGED = (
     "critic_loss",
@@ -38,7 +31,7 @@ LOGGED = (
 
 
 def _small(env="Pendulum-v1", **kwargs) -> DSDPG:
-    return DSDPG("MlpPolicy", env, **{**SMALL, **kwargs})
+    return small_dsdpg(env, **{"learning_starts": 50, **kwargs})
 
 
 def _state_equal(a: dict, b: dict) -> bool:
@@ -170,7 +163,7 @@ class DictPendulum(gym.ObservationWrapper):
 
 
 def test_dict_observations_with_multi_input_policy(tmp_path):
-    model = DSDPG("MultiInputPolicy", DictPendulum(), **SMALL, seed=0)
+    model = DSDPG("MultiInputPolicy", DictPendulum(), **small_kwargs(learning_starts=50, seed=0))
     model.learn(120)
     assert model.world_model.obs_dim == 3
     obs = model.env.reset()
@@ -187,8 +180,7 @@ def test_her_on_goal_env():
         env,
         replay_buffer_class=HerReplayBuffer,
         replay_buffer_kwargs=dict(n_sampled_goal=2, goal_selection_strategy="future"),
-        **{**SMALL, "learning_starts": 40},
-        seed=0,
+        **small_kwargs(learning_starts=40, seed=0),
     )
     model.learn(150)
     assert model._n_updates > 0

@@ -1,7 +1,8 @@
 """Tests of the rl-zoo3 integration: ``sb3_dsdpg.tools.zoo`` and ``python -m sb3_dsdpg.train|enjoy|record_video``.
 
 The entry points run as subprocesses in a temporary folder (one torch thread, a few hundred steps, small networks
-through ``-params``); the checks of bad input and of the shipped YAML files run in-process. Needs the ``zoo`` extra.
+through ``-params``; those tests are marked ``subprocess`` and run with ``-m subprocess``); the checks of bad input
+and of the shipped YAML files run in-process. Needs the ``zoo`` extra.
 """
 
 import os
@@ -94,6 +95,7 @@ def test_register_adds_dsdpg_to_the_zoo_tables_in_place():
     zoo.register()
 
 
+@pytest.mark.subprocess
 def test_train_dsdpg_writes_the_zoo_layout(dsdpg_run):
     run_dir, proc = dsdpg_run
     output = proc.stdout + proc.stderr
@@ -110,6 +112,7 @@ def test_train_dsdpg_writes_the_zoo_layout(dsdpg_run):
     assert list((run_dir.parents[2] / "tb" / ENV_NAME).glob("DSDPG_1/events.out.tfevents.*"))
 
 
+@pytest.mark.subprocess
 def test_saved_dsdpg_model_loads(dsdpg_run):
     run_dir, _ = dsdpg_run
     model = DSDPG.load(run_dir / f"{ENV_NAME}.zip", device="cpu")
@@ -123,6 +126,7 @@ def test_saved_dsdpg_model_loads(dsdpg_run):
     assert action.shape == (1,)
 
 
+@pytest.mark.subprocess
 def test_enjoy_runs_the_dsdpg_model(dsdpg_run, workdir):
     proc = run(
         "sb3_dsdpg.enjoy", "--algo", "dsdpg", "--env", ENV_ID, "-f", "logs", "--no-render", "-n", "210",
@@ -132,6 +136,7 @@ def test_enjoy_runs_the_dsdpg_model(dsdpg_run, workdir):
     assert "1 Episodes" in proc.stdout and "Mean reward:" in proc.stdout
 
 
+@pytest.mark.subprocess
 def test_playback_loads_with_a_one_slot_buffer(dsdpg_run):
     run_dir, _ = dsdpg_run
     model = zoo.OneSlotBufferDSDPG.load(run_dir / f"{ENV_NAME}.zip", device="cpu")
@@ -139,6 +144,7 @@ def test_playback_loads_with_a_one_slot_buffer(dsdpg_run):
     assert isinstance(model, DSDPG) and model.world_model is not None
 
 
+@pytest.mark.subprocess
 def test_continue_training_restores_world_model_and_optimizers(dsdpg_run, workdir):
     run_dir, _ = dsdpg_run
     before = DSDPG.load(run_dir / f"{ENV_NAME}.zip", device="cpu")
@@ -168,6 +174,7 @@ def test_continue_training_restores_world_model_and_optimizers(dsdpg_run, workdi
     assert adam_steps(after.actor.optimizer) == adam_steps(before.actor.optimizer) + 100  # policy_delay 2
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("algo, algo_class", [("td3", TD3), ("tqc", TQC)])
 def test_train_baselines_on_the_same_ids(algo, algo_class, workdir):
     proc = train(
@@ -180,6 +187,7 @@ def test_train_baselines_on_the_same_ids(algo, algo_class, workdir):
     assert model.num_timesteps == 300
 
 
+@pytest.mark.subprocess
 def test_optimize_with_sqlite_storage_records_both_trials(workdir):
     # learning_starts:130 of 150 steps: sampled settings (up to 8 gradient steps of 256-wide nets) train briefly.
     storage = f"sqlite:///{workdir / 'study.db'}"
@@ -227,6 +235,7 @@ def expect_config_error(capsys: pytest.CaptureFixture, args: list[str]) -> str:
     return capsys.readouterr().err
 
 
+@pytest.mark.subprocess
 def test_unknown_env_fails_early_with_its_name(workdir):
     proc = train("--algo", "dsdpg", "--env", "sb3_dsdpg/Pendulum-DynNoize-v1", "-f", "bad_env_logs", cwd=workdir, check=False)
     assert proc.returncode == 2
@@ -331,6 +340,7 @@ def test_record_training_runs_our_record_video():
     assert zoo.record_video_command(["ffmpeg", "-i", "x"]) == ["ffmpeg", "-i", "x"]
 
 
+@pytest.mark.subprocess
 def test_record_video_of_a_dsdpg_model(dsdpg_run, workdir):
     pytest.importorskip("moviepy")
     pytest.importorskip("pygame")
@@ -339,6 +349,7 @@ def test_record_video_of_a_dsdpg_model(dsdpg_run, workdir):
     assert list((workdir / "videos").glob("final-model-dsdpg-*.mp4"))
 
 
+@pytest.mark.subprocess
 def test_zoo_plot_scripts_draw_our_logs(dsdpg_run, tmp_path):
     run_dir, _ = dsdpg_run
     logs = str(run_dir.parents[1])

@@ -1,7 +1,9 @@
 """The 2-D point mass with hidden bonus locations (``sb3_dsdpg/PointMassBonus-v0``), the toy task on which the
 return and action-gradient distributions at the start state are multimodal, the more so the more bonuses.
 
-This module imports nothing from the rest of ``sb3_dsdpg``; rendering uses numpy only.
+The transition and reward are one pure, vectorised function, :func:`point_mass_step`, which the env steps with and
+the diagnostics' Monte-Carlo reference (``sb3_dsdpg.tools.diagnostics``) simulates with. This module imports nothing
+from the rest of ``sb3_dsdpg``; rendering uses numpy only.
 """
 
 from __future__ import annotations
@@ -11,6 +13,46 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+
+STEP_SIZE = 0.1  # displacement per unit action
+MOTION_NOISE = 0.05  # standard deviation of the Gaussian motion noise
+BONUS_WIDTH = 0.1  # standard deviation of the Gaussian bonus around a centre
+ACTION_COST = 0.01  # weight of the squared action norm
+
+
+def point_mass_reward(next_positions: np.ndarray, actions: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """
+    Reward of arriving at ``p'`` with action ``a`` while the bonus at ``c`` is active, over the last axis:
+    ``exp(-||p' - c||^2 / (2 * 0.1^2)) - 0.01 ||a||^2``. The action is used as given (not clipped).
+
+    :param next_positions: ``p'``, ``(..., 2)``
+    :param actions: ``a``, ``(..., 2)``
+    :param centres: active bonus centres ``c``, ``(..., 2)`` (broadcast against the positions)
+    :return: rewards ``(...)``, float64
+    """
+    squared_distance = np.sum((np.asarray(next_positions, dtype=np.float64) - centres) ** 2, axis=-1)
+    bonus = np.exp(-squared_distance / (2.0 * BONUS_WIDTH**2))
+    return bonus - ACTION_COST * np.sum(np.asarray(actions, dtype=np.float64) ** 2, axis=-1)
+
+
+def point_mass_step(
+    positions: np.ndarray, actions: np.ndarray, noise: np.ndarray, centres: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """
+    One transition of the point mass for a batch of positions (the env's ``step`` and the diagnostics' rollouts):
+    the action is clipped to ``[-1, 1]^2``, ``p' = clip(p + 0.1 a + 0.05 w, -1, 1)``, and the reward is
+    :func:`point_mass_reward` of ``p'``, the clipped action and the active centre.
+
+    :param positions: current positions ``p``, ``(..., 2)``
+    :param actions: actions ``a``, ``(..., 2)``
+    :param noise: standard normal motion noise ``w``, ``(..., 2)``
+    :param centres: active bonus centres ``c``, ``(..., 2)`` (broadcast against the positions)
+    :return: next positions ``(..., 2)`` and rewards ``(...)``, float64
+    """
+    actions = np.clip(np.asarray(actions, dtype=np.float64), -1.0, 1.0)
+    displaced = np.asarray(positions, dtype=np.float64) + STEP_SIZE * actions + MOTION_NOISE * np.asarray(noise, np.float64)
+    next_positions = np.clip(displaced, -1.0, 1.0)
+    return next_positions, point_mass_reward(next_positions, actions, centres)
 
 
 class PointMassBonusEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -40,12 +82,13 @@ class PointMassBonusEnv(gym.Env[np.ndarray, np.ndarray]):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
-    step_size = 0.1
-    motion_noise = 0.05
     bonus_radius = 0.7
-    bonus_width = 0.1
-    action_cost = 0.01
     render_size = 256
+    # The module constants that point_mass_step uses, for readers and the rendering (setting them here changes nothing).
+    step_size = STEP_SIZE
+    motion_noise = MOTION_NOISE
+    bonus_width = BONUS_WIDTH
+    action_cost = ACTION_COST
 
     def __init__(self, n_bonus: int = 4, render_mode: str | None = None) -> None:
         if isinstance(n_bonus, bool) or int(n_bonus) != n_bonus or n_bonus < 1:
@@ -72,9 +115,7 @@ class PointMassBonusEnv(gym.Env[np.ndarray, np.ndarray]):
         :return: ``exp(-||p' - c||^2 / (2 * 0.1^2)) - 0.01 ||a||^2``
         """
         centre = self.bonus_centres[self.active_bonus if bonus is None else bonus]
-        squared_distance = float(np.sum((np.asarray(position, dtype=np.float64) - centre) ** 2))
-        bonus_term = np.exp(-squared_distance / (2.0 * self.bonus_width**2))
-        return float(bonus_term - self.action_cost * np.sum(np.asarray(action, dtype=np.float64) ** 2))
+        return float(point_mass_reward(position, action, centre))
 
     def _get_obs(self) -> np.ndarray:
         return self.position.astype(np.float32)
@@ -106,11 +147,10 @@ class PointMassBonusEnv(gym.Env[np.ndarray, np.ndarray]):
         :return: observation, reward, terminated (always ``False``), truncated (``False``, see the time limit),
             ``{"active_bonus": k}``
         """
-        action = np.clip(np.asarray(action, dtype=np.float64).reshape(2), -1.0, 1.0)
+        action = np.asarray(action, dtype=np.float64).reshape(2)
         noise = self.np_random.normal(size=2)
-        self.position = np.clip(self.position + self.step_size * action + self.motion_noise * noise, -1.0, 1.0)
-        reward = self.reward(self.position, action)
-        return self._get_obs(), reward, False, False, {"active_bonus": self.active_bonus}
+        self.position, reward = point_mass_step(self.position, action, noise, self.bonus_centres[self.active_bonus])
+        return self._get_obs(), float(reward), False, False, {"active_bonus": self.active_bonus}
 
     def render(self) -> np.ndarray | None:
         """

@@ -34,7 +34,7 @@ from stable_baselines3.common.logger import Figure
 
 from sb3_dsdpg import targets
 from sb3_dsdpg.dsdpg import DSDPG
-from sb3_dsdpg.envs.point_mass import PointMassBonusEnv
+from sb3_dsdpg.envs.point_mass import PointMassBonusEnv, point_mass_step
 from sb3_dsdpg.targets import flatten_obs
 from sb3_dsdpg.tools.extras import needs
 
@@ -172,32 +172,37 @@ def model_target_samples(
 
 
 def point_mass_returns(
-    model: DSDPG, env: PointMassBonusEnv, positions: th.Tensor, first_actions: th.Tensor, centres: th.Tensor, noise: th.Tensor
-) -> th.Tensor:
+    model: DSDPG,
+    positions: np.ndarray | th.Tensor,
+    first_actions: np.ndarray | th.Tensor,
+    centres: np.ndarray | th.Tensor,
+    noise: np.ndarray | th.Tensor,
+) -> np.ndarray:
     """
     Discounted returns of the current policy on the point mass for given draws (float64): first action given,
-    then ``a_t = pi(p_t)`` (deterministic, no exploration noise).
+    then ``a_t = pi(p_t)`` (deterministic, no exploration noise); every step is the env's own
+    :func:`~sb3_dsdpg.envs.point_mass.point_mass_step`.
 
     :param positions: start positions ``(..., 2)``; ``first_actions``: ``(..., 2)``
     :param centres: the active bonus centre of each rollout ``(..., 2)``
-    :param noise: motion noise ``(H, ..., 2)``, ``H`` the horizon
+    :param noise: standard normal motion noise ``(H, ..., 2)``, ``H`` the horizon
     :return: ``sum_t gamma^t r_t`` ``(...)``
     """
     actor = copy.deepcopy(model.actor).cpu().double()
 
-    def policy(pos: th.Tensor) -> th.Tensor:
+    def policy(pos: np.ndarray) -> np.ndarray:
         # Skips SB3's preprocessing, which would cast to float32.
-        return actor.mu(actor.features_extractor(pos.reshape(-1, 2))).reshape(pos.shape)
+        return actor.mu(actor.features_extractor(th.from_numpy(pos).reshape(-1, 2))).reshape(pos.shape).numpy()
 
-    pos, action = positions.double(), first_actions.double().clamp(-1.0, 1.0)
-    total = th.zeros(pos.shape[:-1], dtype=th.float64)
+    pos, action = np.asarray(positions, dtype=np.float64), np.asarray(first_actions, dtype=np.float64)
+    centres, noise = np.asarray(centres, dtype=np.float64), np.asarray(noise, dtype=np.float64)
+    total = np.zeros(np.broadcast_shapes(pos.shape, action.shape, centres.shape, noise.shape[1:])[:-1])
     with th.no_grad():
         for t in range(noise.shape[0]):
             if t > 0:
                 action = policy(pos)
-            pos = (pos + env.step_size * action + env.motion_noise * noise[t]).clamp(-1.0, 1.0)
-            bonus = th.exp(-(pos - centres).pow(2).sum(-1) / (2 * env.bonus_width**2))
-            total += model.gamma**t * (bonus - env.action_cost * action.pow(2).sum(-1))
+            pos, reward = point_mass_step(pos, action, noise[t], centres)
+            total += model.gamma**t * reward
     return total
 
 
@@ -218,7 +223,7 @@ def point_mass_reference(
     uniform) and its motion noise; the ``2 |A| + 1`` rollouts of a central finite difference share both (common
     random numbers) and run as one batch, the actor in float64 so that small steps are exact enough.
 
-    :param env: the point-mass env (its constants and bonus centres are used, not its state)
+    :param env: the point-mass env (its bonus centres are used, not its state)
     :param states: positions ``(B, 2)``
     :param n_rollouts: rollouts per state
     :param horizon: steps per rollout; ``None``: until ``gamma ** t < 1e-3``, the horizon the critic learns (it
@@ -241,14 +246,13 @@ def point_mass_reference(
     shape = (steps.shape[0], batch, n_rollouts, 2)
     total = point_mass_returns(
         model,
-        env,
         pos0[None, :, None].expand(shape),
         (first[None, :, None] + steps[:, None, None]).expand(shape),
         centres.expand(shape),
         noise.unsqueeze(1).expand(horizon, *shape),
     )
     grads = (total[1:3] - total[3:]) / (2 * fd_eps)  # (2, B, R)
-    return total[0].numpy(), grads.permute(1, 2, 0).numpy()
+    return total[0], grads.transpose(1, 2, 0)
 
 
 def diagnose(
