@@ -1,6 +1,7 @@
 """Quickstart: train DSDPG briefly on Pendulum-v1 and print a deterministic evaluation.
 
-Run: ``python examples/quickstart.py [--timesteps 6000] [--seed 0]``. Small networks keep it to about a minute on one CPU core (55-57 s measured, idle machine).
+Run: ``python examples/quickstart.py [--timesteps 6000] [--seed 0]``. Small networks keep it to about a minute on one
+CPU core (55-57 s measured on an idle machine).
 """
 
 import argparse

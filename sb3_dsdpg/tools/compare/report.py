@@ -533,6 +533,241 @@ def _fmt(value: float, digits: int = 1) -> str:
     return "nan" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
 
 
+# ----------------------------------------------------------------------------------------------------------------------
+# results.md, section by section (each function returns its markdown lines)
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _result_row(run: Run, items: list[dict[str, Any]], low: float) -> dict[str, Any]:
+    """The results.csv row of one algorithm on one env (``run``: any run of the pair) from its finished runs."""
+    final = np.array([item["returns"][-1] for item in items])
+    walls = np.array([item["marker"]["wall_time_s"] for item in items])
+    return {
+        "algo": run.algo,
+        "env": run.env.label,
+        "timesteps": run.timesteps,
+        "n_seeds": len(items),
+        "final_mean": float(final.mean()) if len(final) else float("nan"),
+        "final_std": float(final.std(ddof=0)) if len(final) else float("nan"),
+        "final_iqm": iqm(final) if len(final) else float("nan"),
+        "random_score": low,
+        "steps_per_s": float(np.mean([item["marker"]["steps_per_s"] for item in items])) if items else float("nan"),
+        "wall_time_s_mean": float(walls.mean()) if len(walls) else float("nan"),
+    }
+
+
+def result_rows(
+    runs: Sequence[Run], envs: Sequence[EnvSpec], algos: Sequence[str], finished: list[dict[str, Any]], lows: dict[str, float]
+) -> list[dict[str, Any]]:
+    """One row per env and algorithm (env-major): final return statistics, random score, speed and wall time."""
+    rows = []
+    for env in envs:
+        for algo in algos:
+            items = [item for item in finished if item["run"].env == env and item["run"].algo == algo]
+            run = next(run for run in runs if run.env == env and run.algo == algo)
+            rows.append(_result_row(run, items, lows[env.label]))
+    return rows
+
+
+def write_results_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    """``results.csv``: one row per algorithm and env (:func:`result_rows`)."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_runs_csv(finished: list[dict[str, Any]], path: Path) -> None:
+    """``runs.csv``: one row per finished run."""
+    run_rows = [
+        {
+            "algo": item["run"].algo,
+            "env": item["run"].env.label,
+            "seed": item["run"].seed,
+            "timesteps": item["run"].timesteps,
+            "final_return": float(item["returns"][-1]),
+            "best_eval_return": float(item["returns"].max()),
+            "wall_time_s": item["marker"]["wall_time_s"],
+            "steps_per_s": item["marker"]["steps_per_s"],
+            "host": item["marker"].get("host", ""),
+        }
+        for item in finished
+    ]
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(run_rows[0]) if run_rows else ["algo", "env", "seed"])
+        writer.writeheader()
+        writer.writerows(run_rows)
+
+
+def write_aggregate(summary: dict[str, Any], algos: Sequence[str], lows: dict[str, float], report: Path) -> dict[str, Any]:
+    """Plot the rliable aggregates (when an env is complete) and write ``aggregate.json``; return the aggregates."""
+    aggregates: dict[str, Any] = {}
+    if summary["envs"] and len(algos) > 0:
+        aggregates = plot_aggregate(summary["scores"], report)
+    (report / "aggregate.json").write_text(
+        json.dumps(
+            {
+                "envs": summary["envs"],
+                "seeds": summary["seeds"],
+                "left_out": summary["left_out"],
+                "aggregates": aggregates,
+                "random_scores": lows,
+                "best_scores": summary["highs"],
+                "normalisation_zero": summary["floors"],
+            },
+            indent=1,
+        )
+    )
+    return aggregates
+
+
+def header_lines(
+    runs: Sequence[Run], finished: list[dict[str, Any]], argv: Sequence[str], suite: str | None, protocols: list[str]
+) -> list[str]:
+    """The title, the command line, the count of finished runs and the protocol text."""
+    envs = list(dict.fromkeys(run.env for run in runs))
+    algos = list(dict.fromkeys(run.algo for run in runs))
+    seeds = sorted({run.seed for run in runs})
+    return [
+        "# DSDPG vs " + ", ".join(algo for algo in algos if algo != "dsdpg"),
+        "",
+        f"Written {time.strftime('%Y-%m-%d %H:%M')} by `python -m sb3_dsdpg.compare {' '.join(argv)}`"
+        + (f" (suite `{suite}`)" if suite else "")
+        + ".",
+        "",
+        f"Runs finished: {len(finished)} of {len(runs)} ({len(algos)} algorithms x {len(envs)} envs x {len(seeds)} seeds: "
+        f"{', '.join(map(str, seeds))}). Final score of a run = mean return of the deterministic episodes of its last "
+        "evaluation.",
+        "",
+        *(PROTOCOL_TEXT.get(protocol, f"**Protocol: {protocol}.**") for protocol in protocols),
+        "",
+    ]
+
+
+def settings_lines(setting_rows: list[dict[str, Any]], protocols: list[str]) -> list[str]:
+    """The "Settings per algorithm and env" section (and, matched protocol, the shared settings that differ)."""
+    lines = [
+        "## Settings per algorithm and env",
+        "",
+        "What each algorithm got, read from the zoo's `config.yml` of its finished runs (`<algo>/<Env>_1/<Env>/`), "
+        "else from its zoo entry and `-params`. `(default)`: the run left the key to the algorithm's constructor "
+        "(or policy). Own arguments: the rest of its configuration (algorithm-specific).",
+        "",
+        "| env | algo | " + " | ".join(header for _, header in SETTING_COLUMNS) + " | own arguments | source |",
+        "|---|---|" + "---|" * (len(SETTING_COLUMNS) + 2),
+        *(
+            f"| {row['env']} | {row['algo']} | "
+            + " | ".join(row["cells"][key] for key, _ in SETTING_COLUMNS)
+            + f" | {row['cells']['own']} | {row['source']} |"
+            for row in setting_rows
+        ),
+        "",
+    ]
+    if "matched" not in protocols:
+        return lines
+    differences = shared_differences(setting_rows)
+    if differences:
+        text = (
+            "Shared settings that differ between algorithms (per-algorithm overrides): "
+            + "; ".join(f"{env}: {', '.join(keys)}" for env, keys in differences.items())
+            + "."
+        )
+    else:
+        text = (
+            "On every env the shared settings are the same for every algorithm (action noise compared among "
+            "dsdpg, td3, ddpg only)."
+        )
+    return [*lines, text, ""]
+
+
+def final_return_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The "Final return per algorithm and env" table (:func:`result_rows`)."""
+    lines = [
+        "## Final return per algorithm and env",
+        "",
+        "| env | algo | steps | seeds | final return mean +- std | IQM | random policy | env steps/s | wall time/run (s) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        if not row["n_seeds"]:
+            lines.append(f"| {row['env']} | {row['algo']} | {row['timesteps']} | 0 | not finished | | | | |")
+            continue
+        lines.append(
+            f"| {row['env']} | {row['algo']} | {row['timesteps']} | {row['n_seeds']} | "
+            f"{_fmt(row['final_mean'])} +- {_fmt(row['final_std'])} | {_fmt(row['final_iqm'])} | "
+            f"{_fmt(row['random_score'])} | "
+            f"{_fmt(row['steps_per_s'])} | {_fmt(row['wall_time_s_mean'], 0)} |"
+        )
+    return [*lines, "", "IQM over seeds is scipy's 25% trimmed mean: with fewer than 4 seeds it equals the mean.", ""]
+
+
+def aggregate_lines(summary: dict[str, Any], aggregates: dict[str, Any]) -> list[str]:
+    """The "Aggregate over envs (rliable)" section: the normalisation, then the aggregate table and figures."""
+    lines = [
+        "## Aggregate over envs (rliable)",
+        "",
+        "Normalisation (min-max, per env): 0 = the lower of the mean return of a uniformly random policy over "
+        f"{RANDOM_EPISODES} episodes (seeds 0..{RANDOM_EPISODES - 1}, `random_scores.json`) and the worst final score "
+        "of any run on that env (so a run worse than random is not blown up when the best run barely beats random), "
+        "1 = the best final score of any run of any algorithm on that env (the best run scores 1 by construction; the "
+        "scale is relative to this sweep, not to published results). Both ends per env: `aggregate.json`. "
+        f"95% intervals: stratified bootstrap over runs, {BOOTSTRAP_REPS} resamples (zero width with one seed).",
+        "",
+    ]
+    if not aggregates:
+        return [*lines, "No env was finished by every algorithm with every seed: no aggregate yet.", ""]
+    left_out = summary["left_out"]
+    lines += [
+        f"Envs in the aggregate: {', '.join(summary['envs'])}; seeds {', '.join(map(str, summary['seeds']))}."
+        + (f" Left out (not finished by every algorithm with these seeds): {', '.join(left_out)}." if left_out else ""),
+        "",
+        "| algo | IQM [95% CI] | mean [95% CI] | optimality gap [95% CI] |",
+        "|---|---|---|---|",
+    ]
+    for algo, values in aggregates.items():
+        cells = [f"{p:.3f} [{lo:.3f}, {hi:.3f}]" for p, lo, hi in values.values()]
+        lines.append(f"| {algo} | " + " | ".join(cells) + " |")
+    return [*lines, "", "![aggregate](aggregate.png)", "", "![performance profile](performance_profile.png)", ""]
+
+
+def curves_lines(figures: list[Path]) -> list[str]:
+    """The "Learning curves" section: the all-envs figure."""
+    return ["## Learning curves", "", *(f"![{path.stem}]({path.name})" for path in figures if path.name == "curves.png"), ""]
+
+
+def cost_lines(rows: list[dict[str, Any]], envs: Sequence[EnvSpec]) -> list[str]:
+    """The "Cost per run" section: per env, DSDPG's wall time per run over each other algorithm's (no trailing blank)."""
+    lines = ["## Cost per run", ""]
+    for env in envs:
+        walls = {row["algo"]: row["wall_time_s_mean"] for row in rows if row["env"] == env.label}
+        if "dsdpg" not in walls or not np.isfinite(walls["dsdpg"]):
+            continue
+        ratios = [
+            f"{walls['dsdpg'] / value:.1f}x {algo}"
+            for algo, value in walls.items()
+            if algo != "dsdpg" and np.isfinite(value) and value > 0
+        ]
+        if ratios:
+            lines.append(f"- {env.label}: DSDPG wall time per run = " + ", ".join(ratios))
+    return [
+        *lines,
+        "",
+        "Per run: `runs.csv`. Wall time includes evaluation, process start-up and a shared, contended machine.",
+    ]
+
+
+def update_cost_lines() -> list[str]:
+    """The "Update cost" section (runs the benchmark; starts with the blank line the cost section leaves out)."""
+    return [
+        "",
+        "## Update cost (`python -m sb3_dsdpg.benchmarks.update_cost --threads 1`)",
+        "",
+        "```",
+        update_cost_text().rstrip(),
+        "```",
+    ]
+
+
 def write_report(
     out: Path, runs: Sequence[Run], argv: Sequence[str], suite: str | None = None, update_cost: bool = True
 ) -> Path:
@@ -554,187 +789,27 @@ def write_report(
     finished = load_finished(out, runs)
     lows = random_scores(out, envs)
 
-    rows = []
-    for env in envs:
-        for algo in algos:
-            items = [item for item in finished if item["run"].env == env and item["run"].algo == algo]
-            final = np.array([item["returns"][-1] for item in items])
-            walls = np.array([item["marker"]["wall_time_s"] for item in items])
-            rows.append(
-                {
-                    "algo": algo,
-                    "env": env.label,
-                    "timesteps": next(run.timesteps for run in runs if run.env == env and run.algo == algo),
-                    "n_seeds": len(items),
-                    "final_mean": float(final.mean()) if len(final) else float("nan"),
-                    "final_std": float(final.std(ddof=0)) if len(final) else float("nan"),
-                    "final_iqm": iqm(final) if len(final) else float("nan"),
-                    "random_score": lows[env.label],
-                    "steps_per_s": float(np.mean([item["marker"]["steps_per_s"] for item in items]))
-                    if items
-                    else float("nan"),
-                    "wall_time_s_mean": float(walls.mean()) if len(walls) else float("nan"),
-                }
-            )
-    with open(report / "results.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    run_rows = [
-        {
-            "algo": item["run"].algo,
-            "env": item["run"].env.label,
-            "seed": item["run"].seed,
-            "timesteps": item["run"].timesteps,
-            "final_return": float(item["returns"][-1]),
-            "best_eval_return": float(item["returns"].max()),
-            "wall_time_s": item["marker"]["wall_time_s"],
-            "steps_per_s": item["marker"]["steps_per_s"],
-            "host": item["marker"].get("host", ""),
-        }
-        for item in finished
-    ]
-    with open(report / "runs.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(run_rows[0]) if run_rows else ["algo", "env", "seed"])
-        writer.writeheader()
-        writer.writerows(run_rows)
-
+    rows = result_rows(runs, envs, algos, finished, lows)
+    write_results_csv(rows, report / "results.csv")
+    write_runs_csv(finished, report / "runs.csv")
     pairs = paired(finished, envs, algos, seeds)
     write_paired_csv(pairs, algos, report / "paired.csv")
     setting_rows = settings(out, runs, finished)
     protocols = list(dict.fromkeys(run.protocol for run in runs))
-
     figures = plot_curves(finished, envs, algos, report) if finished else []
     summary = aggregate(finished, envs, algos, seeds, lows)
-    aggregates: dict[str, Any] = {}
-    if summary["envs"] and len(algos) > 0:
-        aggregates = plot_aggregate(summary["scores"], report)
-    (report / "aggregate.json").write_text(
-        json.dumps(
-            {
-                "envs": summary["envs"],
-                "seeds": summary["seeds"],
-                "left_out": summary["left_out"],
-                "aggregates": aggregates,
-                "random_scores": lows,
-                "best_scores": summary["highs"],
-                "normalisation_zero": summary["floors"],
-            },
-            indent=1,
-        )
-    )
+    aggregates = write_aggregate(summary, algos, lows, report)
 
     lines = [
-        "# DSDPG vs " + ", ".join(algo for algo in algos if algo != "dsdpg"),
-        "",
-        f"Written {time.strftime('%Y-%m-%d %H:%M')} by `python -m sb3_dsdpg.compare {' '.join(argv)}`"
-        + (f" (suite `{suite}`)" if suite else "")
-        + ".",
-        "",
-        f"Runs finished: {len(finished)} of {len(runs)} ({len(algos)} algorithms x {len(envs)} envs x {len(seeds)} seeds: "
-        f"{', '.join(map(str, seeds))}). Final score of a run = mean return of the deterministic episodes of its last "
-        "evaluation.",
-        "",
-        *(PROTOCOL_TEXT.get(protocol, f"**Protocol: {protocol}.**") for protocol in protocols),
-        "",
-        "## Settings per algorithm and env",
-        "",
-        "What each algorithm got, read from the zoo's `config.yml` of its finished runs (`<algo>/<Env>_1/<Env>/`), "
-        "else from its zoo entry and `-params`. `(default)`: the run left the key to the algorithm's constructor "
-        "(or policy). Own arguments: the rest of its configuration (algorithm-specific).",
-        "",
-        "| env | algo | " + " | ".join(header for _, header in SETTING_COLUMNS) + " | own arguments | source |",
-        "|---|---|" + "---|" * (len(SETTING_COLUMNS) + 2),
-        *(
-            f"| {row['env']} | {row['algo']} | "
-            + " | ".join(row["cells"][key] for key, _ in SETTING_COLUMNS)
-            + f" | {row['cells']['own']} | {row['source']} |"
-            for row in setting_rows
-        ),
-        "",
-    ]
-    if "matched" in protocols:
-        differences = shared_differences(setting_rows)
-        lines += [
-            "Shared settings that differ between algorithms (per-algorithm overrides): "
-            + "; ".join(f"{env}: {', '.join(keys)}" for env, keys in differences.items())
-            + "."
-            if differences
-            else "On every env the shared settings are the same for every algorithm (action noise compared among "
-            "dsdpg, td3, ddpg only).",
-            "",
-        ]
-    lines += [
-        "## Final return per algorithm and env",
-        "",
-        "| env | algo | steps | seeds | final return mean +- std | IQM | random policy | env steps/s | wall time/run (s) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for row in rows:
-        if not row["n_seeds"]:
-            lines.append(f"| {row['env']} | {row['algo']} | {row['timesteps']} | 0 | not finished | | | | |")
-            continue
-        lines.append(
-            f"| {row['env']} | {row['algo']} | {row['timesteps']} | {row['n_seeds']} | "
-            f"{_fmt(row['final_mean'])} +- {_fmt(row['final_std'])} | {_fmt(row['final_iqm'])} | "
-            f"{_fmt(row['random_score'])} | "
-            f"{_fmt(row['steps_per_s'])} | {_fmt(row['wall_time_s_mean'], 0)} |"
-        )
-    lines += [
-        "",
-        "IQM over seeds is scipy's 25% trimmed mean: with fewer than 4 seeds it equals the mean.",
-        "",
+        *header_lines(runs, finished, argv, suite, protocols),
+        *settings_lines(setting_rows, protocols),
+        *final_return_lines(rows),
         *paired_lines(pairs, algos),
-        "## Aggregate over envs (rliable)",
-        "",
-        "Normalisation (min-max, per env): 0 = the lower of the mean return of a uniformly random policy over "
-        f"{RANDOM_EPISODES} episodes (seeds 0..{RANDOM_EPISODES - 1}, `random_scores.json`) and the worst final score "
-        "of any run on that env (so a run worse than random is not blown up when the best run barely beats random), "
-        "1 = the best final score of any run of any algorithm on that env (the best run scores 1 by construction; the "
-        "scale is relative to this sweep, not to published results). Both ends per env: `aggregate.json`. "
-        f"95% intervals: stratified bootstrap over runs, {BOOTSTRAP_REPS} resamples (zero width with one seed).",
-        "",
+        *aggregate_lines(summary, aggregates),
+        *curves_lines(figures),
+        *cost_lines(rows, envs),
+        *(update_cost_lines() if update_cost else []),
     ]
-    if aggregates:
-        lines += [
-            f"Envs in the aggregate: {', '.join(summary['envs'])}; seeds {', '.join(map(str, summary['seeds']))}."
-            + (
-                f" Left out (not finished by every algorithm with these seeds): {', '.join(summary['left_out'])}."
-                if summary["left_out"]
-                else ""
-            ),
-            "",
-            "| algo | IQM [95% CI] | mean [95% CI] | optimality gap [95% CI] |",
-            "|---|---|---|---|",
-        ]
-        for algo, values in aggregates.items():
-            cells = [f"{p:.3f} [{lo:.3f}, {hi:.3f}]" for p, lo, hi in values.values()]
-            lines.append(f"| {algo} | " + " | ".join(cells) + " |")
-        lines += ["", "![aggregate](aggregate.png)", "", "![performance profile](performance_profile.png)", ""]
-    else:
-        lines += ["No env was finished by every algorithm with every seed: no aggregate yet.", ""]
-    lines += ["## Learning curves", ""] + [f"![{path.stem}]({path.name})" for path in figures if path.name == "curves.png"]
-    lines += ["", "## Cost per run", ""]
-    for env in envs:
-        walls = {row["algo"]: row["wall_time_s_mean"] for row in rows if row["env"] == env.label}
-        if "dsdpg" in walls and np.isfinite(walls["dsdpg"]):
-            ratios = [
-                f"{walls['dsdpg'] / value:.1f}x {algo}"
-                for algo, value in walls.items()
-                if algo != "dsdpg" and np.isfinite(value) and value > 0
-            ]
-            if ratios:
-                lines.append(f"- {env.label}: DSDPG wall time per run = " + ", ".join(ratios))
-    lines += ["", "Per run: `runs.csv`. Wall time includes evaluation, process start-up and a shared, contended machine."]
-    if update_cost:
-        lines += [
-            "",
-            "## Update cost (`python -m sb3_dsdpg.benchmarks.update_cost --threads 1`)",
-            "",
-            "```",
-            update_cost_text().rstrip(),
-            "```",
-        ]
     path = report / "results.md"
     path.write_text("\n".join(lines) + "\n")
     return path
