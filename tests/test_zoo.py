@@ -206,18 +206,69 @@ def test_optimize_with_sqlite_storage_records_both_trials(workdir):
     assert list((workdir / "opt_logs" / "dsdpg").glob("report_*.csv"))
 
 
-def test_sampled_and_converted_trials_build_a_dsdpg():
+# The keys of DSDPG's own switches: a trial's raw value is the constructor argument.
+SWITCHES = ("world_model", "sobolev_directions", "critic_actions", "reward_scale", "normalize_samples")
+SWITCHES += ("world_model_warmup_steps",)
+
+
+@pytest.mark.parametrize(("env_id", "n_actions"), [("Pendulum-v1", 1), ("HalfCheetah-v5", 6)])
+def test_sampled_and_converted_trials_build_a_dsdpg(env_id, n_actions):
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    for _ in range(5):
-        trial = study.ask()
-        hyperparams = zoo.sample_dsdpg_params(trial, 1, 1, {"using_her_replay_buffer": False})
-        model = DSDPG("MlpPolicy", "Pendulum-v1", device="cpu", **hyperparams)
-        assert model.n_samples % model.n_target_model_draws == 0
+    trials = [study.ask() for _ in range(40)]
+    sampled = [zoo.sample_dsdpg_params(trial, n_actions, 1, {"using_her_replay_buffer": False}) for trial in trials]
+    seen: dict[str, set] = {key: set() for key in SWITCHES}
+    for trial, hyperparams in zip(trials, sampled, strict=True):
         converted = zoo.convert_dsdpg_params(trial.params)  # what --trial-id merges into the entry
         zoo.check_hyperparams("dsdpg", {"policy": "MlpPolicy", **converted}, "trial")
         assert converted["policy_kwargs"] == hyperparams["policy_kwargs"]
         assert converted["world_model_kwargs"] == hyperparams["world_model_kwargs"]
+        for key in SWITCHES:
+            assert converted.get(key) == hyperparams.get(key)
+            seen[key].add(hyperparams.get(key, "unset"))
+        # The world model's arguments are those of the sampled kind, and the directions fit the action.
+        kwargs = hyperparams["world_model_kwargs"]
+        if hyperparams["world_model"] == "realnvp":
+            assert set(kwargs) == {"hidden_arch", "n_couplings"} and "world_model_latent_dim" not in trial.params
+        else:
+            assert set(kwargs) == {"encoder_arch", "decoder_arch", "prior_arch", "latent_dim"}
+        directions = hyperparams.get("sobolev_directions")
+        assert directions is None or 1 <= directions <= min(4, n_actions)
+        assert ("sobolev_directions" in trial.params) == (n_actions > 1)
         study.tell(trial, 0.0)
+    assert seen["world_model"] == {"cvae", "realnvp"} and seen["critic_actions"] == {"policy", "replay"}
+    assert seen["reward_scale"] == {"auto", 1.0} and seen["normalize_samples"] == {True, False}
+    assert seen["world_model_warmup_steps"] == {0, "auto"}
+    assert seen["sobolev_directions"] == ({None, 1, 2, 3, 4} if n_actions > 1 else {"unset"})
+
+    # Build (do not train) a cVAE trial, a RealNVP trial and, with |A| > 1, a directions trial.
+    def first(condition):
+        return next(h for h in sampled if condition(h))
+
+    to_build = [first(lambda h: h["world_model"] == "cvae"), first(lambda h: h["world_model"] == "realnvp")]
+    if n_actions > 1:
+        to_build.append(first(lambda h: h.get("sobolev_directions") is not None))
+    for hyperparams in to_build:
+        hyperparams = {**hyperparams, "buffer_size": 1000}  # a small buffer: HalfCheetah's 1e6 rows are not needed
+        model = DSDPG("MlpPolicy", env_id, device="cpu", **hyperparams)
+        assert model.n_samples % model.n_target_model_draws == 0
+        assert model.world_model_name == hyperparams["world_model"]
+        assert model.sobolev_directions == hyperparams.get("sobolev_directions")
+        assert model.critic_actions == hyperparams["critic_actions"]
+        assert model.reward_scale == hyperparams["reward_scale"]
+        assert model.normalize_samples == hyperparams["normalize_samples"]
+        assert model.world_model_warmup_steps == hyperparams["world_model_warmup_steps"]
+        assert (
+            type(model.world_model).__name__
+            == {"cvae": "CVAEWorldModel", "realnvp": "RealNVPWorldModel"}[hyperparams["world_model"]]
+        )
+
+
+def test_old_trials_without_the_world_model_choice_convert_to_the_cvae():
+    params = {"world_model_size": "small", "world_model_latent_dim": 4, "one_minus_gamma": 0.02}
+    converted = zoo.convert_dsdpg_params(params)
+    arch = [64, 64]
+    assert converted["world_model_kwargs"] == {"encoder_arch": arch, "decoder_arch": arch, "prior_arch": arch, "latent_dim": 4}
+    assert "world_model" not in converted
 
 
 def test_trial_without_noise_trains_without_noise():

@@ -145,17 +145,26 @@ def convert_dsdpg_params(params: dict[str, Any]) -> dict[str, Any]:
     if policy_kwargs:
         hyperparams["policy_kwargs"] = policy_kwargs
     world_model_kwargs: dict[str, Any] = {}
+    # Trials from before the RealNVP choice have no "world_model": they sampled the cVAE.
+    realnvp = raw.get("world_model", "cvae") == "realnvp"
     if "world_model_size" in raw:
         arch = WORLD_MODEL_ARCHS[raw.pop("world_model_size")]
-        world_model_kwargs.update(encoder_arch=list(arch), decoder_arch=list(arch), prior_arch=list(arch))
+        if realnvp:
+            world_model_kwargs["hidden_arch"] = list(arch)
+        else:
+            world_model_kwargs.update(encoder_arch=list(arch), decoder_arch=list(arch), prior_arch=list(arch))
     if "world_model_latent_dim" in raw:
         world_model_kwargs["latent_dim"] = raw.pop("world_model_latent_dim")
+    if "world_model_n_couplings" in raw:
+        world_model_kwargs["n_couplings"] = raw.pop("world_model_n_couplings")
     if world_model_kwargs:
         hyperparams["world_model_kwargs"] = world_model_kwargs
     her_kwargs = {key: raw.pop(key) for key in ("n_sampled_goal", "goal_selection_strategy") if key in raw}
     if her_kwargs:
         hyperparams["replay_buffer_kwargs"] = her_kwargs
-    hyperparams.update(raw)  # learning_rate, tau, train_freq, gradient_steps, n_samples, ..., noise_type, noise_std
+    # learning_rate, tau, train_freq, gradient_steps, n_samples, ..., world_model, sobolev_directions, critic_actions,
+    # reward_scale, normalize_samples, world_model_warmup_steps (DSDPG's own values), noise_type, noise_std
+    hyperparams.update(raw)
     return hyperparams
 
 
@@ -165,12 +174,17 @@ def sample_dsdpg_params(trial: optuna.Trial, n_actions: int, n_envs: int, additi
 
     The TD3 part (gamma, learning rate, batch size, tau, update schedule, exploration noise, network size) follows the
     zoo's TD3 sampler with CPU-sized ranges; the rest is DSDPG's own: ``n_samples``, ``n_target_model_draws``,
-    ``top_samples_to_drop_per_critic``, ``kernel_bandwidth``, the critic noise size, and the world model's size,
-    latent size, learning rate and updates per critic update. Every combination is valid (the draws divide every
-    ``n_samples`` and at most 2 of at least 4 samples are dropped).
+    ``top_samples_to_drop_per_critic``, ``kernel_bandwidth``, the critic noise size, the world model (cVAE or RealNVP,
+    its size, the cVAE's latent size or the flow's couplings, learning rate and updates per critic update), the
+    Sobolev estimator (``sobolev_directions``, searched only when ``|A| > 1``), where the critic learns
+    (``critic_actions``), the scale of the loss (``reward_scale``, ``normalize_samples``) and the world model's warm-up.
+    Every combination is valid (the draws divide every ``n_samples``, at most 2 of at least 4 samples are dropped,
+    and ``sobolev_directions <= |A|``) as long as the entry keeps ``sobolev=True`` and ``sobolev_inputs="action"`` or
+    ``"state_action"`` (the defaults); the parameters that only exist for one choice are sampled only for it
+    (conditional parameters: ``world_model_latent_dim`` for the cVAE, ``world_model_n_couplings`` for RealNVP).
 
     :param trial: the optuna trial
-    :param n_actions: action dimension (for the exploration noise)
+    :param n_actions: action dimension (for the exploration noise and the range of ``sobolev_directions``)
     :param n_envs: number of envs (unused: one env step per ``train_freq`` unit, as the zoo)
     :param additional_args: ``using_her_replay_buffer`` and ``her_kwargs``, as the zoo passes them
     :return: keyword arguments for :class:`DSDPG`
@@ -179,20 +193,54 @@ def sample_dsdpg_params(trial: optuna.Trial, n_actions: int, n_envs: int, additi
     trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True)
     batch_size_pow = trial.suggest_int("batch_size_pow", 6, 8)  # 64 .. 256
     trial.suggest_float("tau", 1e-3, 0.02, log=True)
+    # Updates per env step (gradient_steps / train_freq, 1/8 .. 8) is the largest single factor we measured
+    # (docs/compare.md, "Updates per env step": 4 per env step took Pendulum-DynNoise from -436 to -137, at about
+    # 4x the wall time; the paper runs 10). Kept whole, up to 8 for cost: the study's time budget is the limit.
     trial.suggest_categorical("train_freq", [1, 2, 4, 8])
     trial.suggest_categorical("gradient_steps", [1, 2, 4, 8])
+    # Exploration as the zoo's TD3 sampler: normal noise (MAGE's sigma 0.1 inside the range) or none.
     noise_type = trial.suggest_categorical("noise_type", ["normal", None])
     noise_std = trial.suggest_float("noise_std", 0.05, 0.5)
-    trial.suggest_categorical("net_arch", list(NET_ARCHS))
-    trial.suggest_categorical("critic_noise_dim", [4, 8, 16])
-    trial.suggest_categorical("n_samples", [4, 8, 10, 16])
-    trial.suggest_categorical("n_target_model_draws", [1, 2])
-    trial.suggest_int("top_samples_to_drop_per_critic", 0, 2)
+    trial.suggest_categorical("net_arch", list(NET_ARCHS))  # 64x64 (quickstart) or 256x256 (MAGE, ours): cost
+    trial.suggest_categorical("critic_noise_dim", [4, 8, 16])  # the generative critic's noise size, around ours
+    # Nothing below is dropped: no page of docs/ shows one of these not to matter (the ablations at 4,000 and 8,000
+    # steps say their gaps are within the seed spread, i.e. unmeasured, not irrelevant).
+    trial.suggest_categorical("n_samples", [4, 8, 10, 16])  # around the paper's 10; 16 for cost (pairwise kernels)
+    trial.suggest_categorical("n_target_model_draws", [1, 2])  # ours 1; each draw carries its own tangent passes
+    trial.suggest_int("top_samples_to_drop_per_critic", 0, 2)  # TQC-style truncation of the paper, ours 1
+    # The paper's h = 100, two decades below and one above (with normalize_samples h means the same on every task).
     trial.suggest_float("kernel_bandwidth", 1.0, 1000.0, log=True)
+    # World model: the paper's cVAE or its RealNVP ablation. RealNVP is 1.3-1.8x the cost and scored -254 +- 69 vs
+    # -197 +- 62 at 8,000 steps on Pendulum-DynNoise (docs/ablations.md), within the seed spread: searched, not dropped.
+    world_model = trial.suggest_categorical("world_model", ["cvae", "realnvp"])
+    # Hidden widths of the world model's networks (cVAE: encoder, decoder, prior; RealNVP: hidden_arch of every
+    # coupling): 64x64, the quickstart's and ablations' size, or 256x256, the default of both models (cost).
     trial.suggest_categorical("world_model_size", list(WORLD_MODEL_ARCHS))
-    trial.suggest_categorical("world_model_latent_dim", [4, 8, 16])
-    trial.suggest_float("world_model_learning_rate", 1e-4, 3e-3, log=True)
-    trial.suggest_categorical("world_model_gradient_steps", [1, 2])
+    if world_model == "cvae":
+        trial.suggest_categorical("world_model_latent_dim", [4, 8, 16])  # around our default 8
+    else:
+        # RealNVPWorldModel's default is 4 couplings; 2 is cheaper, 6 more expressive (each costs one MLP pass).
+        trial.suggest_categorical("world_model_n_couplings", [2, 4, 6])
+    trial.suggest_float("world_model_learning_rate", 1e-4, 3e-3, log=True)  # as the actor and critic's
+    trial.suggest_categorical("world_model_gradient_steps", [1, 2])  # ours 1; 2 doubles the world model's cost
+    # None: the full gradient, the paper's estimator, |A| tangent passes per draw (plus the return); k: k random
+    # directional derivatives (ours), k passes. 1 direction learned as well on Reacher but worse on the point mass
+    # (docs/ablations.md), so both stay; k <= 4 for cost, and only when |A| > 1 (with |A| = 1 one direction is the
+    # full gradient up to a sign, so the parameter is not sampled and the default None is used).
+    if n_actions > 1:
+        trial.suggest_categorical("sobolev_directions", [None, *range(1, min(4, n_actions) + 1)])
+    # "policy" (MAGE's loop, the default with a world model) removed the seeds that fell apart on two Pendulum tasks,
+    # level elsewhere; "replay" is TD3's and was never better (docs/ablations.md, "Where the critic learns"): the
+    # evidence is 3-4 seeds on three tasks, measured before the units and warm-up existed, so both stay.
+    trial.suggest_categorical("critic_actions", ["policy", "replay"])
+    # The scale of the loss: reward_scale "auto" (the replay's reward std) or 1.0 (off), normalize_samples on or off.
+    # Measured only all together with the warm-up (docs/ablations.md, "Units and the world model's warm-up": better on
+    # Pendulum-DynNoise in 2 of 3 seeds, level elsewhere; "the three switches were not separated"), so each is searched.
+    trial.suggest_categorical("reward_scale", ["auto", 1.0])
+    trial.suggest_categorical("normalize_samples", [True, False])
+    # World-model updates before the first critic update: none, or "auto" (learning_starts, one per transition
+    # collected by then); same evidence as the units above. Its cost is paid once.
+    trial.suggest_categorical("world_model_warmup_steps", [0, "auto"])
 
     hyperparams = convert_dsdpg_params(trial.params)
     trial.set_user_attr("gamma", hyperparams["gamma"])
