@@ -12,3 +12,19 @@ torch.set_num_threads(1)
 def float64_observations(monkeypatch):
     """SB3's preprocessing casts Box observations to float32; keep float64 so that finite differences are exact enough."""
     monkeypatch.setattr(sb3_policies, "preprocess_obs", lambda obs, space, normalize_images=True: obs)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """The SQLAlchemy URL of a real PostgreSQL server started for this session (tests/postgres.py), on a unix socket
+    in a temporary folder, stopped and deleted afterwards; skips with the reason where no server can be started."""
+    pytest.importorskip("psycopg2", reason="no PostgreSQL driver: pip install -e '.[zoo]' (psycopg2-binary)")
+    from postgres import PostgresUnavailable, postgres_server
+
+    try:
+        server = postgres_server()
+        url = server.__enter__()
+    except PostgresUnavailable as error:
+        pytest.skip(f"no PostgreSQL server: {error}")
+    yield url
+    server.__exit__(None, None, None)
