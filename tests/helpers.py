@@ -3,7 +3,9 @@ condition, central finite differences, float64 DSDPG models for gradient checks,
 transition that both world models must recover."""
 
 import dataclasses
+import json
 import time
+import zipfile
 from collections.abc import Callable
 
 import numpy as np
@@ -29,6 +31,35 @@ def small_kwargs(**overrides) -> dict:
         "n_samples": 4,
         **overrides,
     }
+
+
+def tiny_kwargs(**overrides) -> dict:
+    """
+    Keyword arguments of the tiny DSDPG of the save/load and replay-buffer tests: 16x16 actor and critic, a cVAE world
+    model with 16-wide layers, batch 32, 4 samples, 50 random steps, seed 0. ``overrides`` add keys or replace them.
+    """
+    return {
+        "batch_size": 32,
+        "learning_starts": 50,
+        "n_samples": 4,
+        "policy_kwargs": dict(net_arch=[16, 16]),
+        "world_model_kwargs": dict(encoder_arch=[16], decoder_arch=[16], prior_arch=[16]),
+        "seed": 0,
+        **overrides,
+    }
+
+
+def zip_without(source, target, keys) -> None:
+    """Copy a saved model zip from ``source`` to ``target`` without ``keys`` in its ``data`` entry (an older save)."""
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(target, "w") as dst:
+        for item in src.infolist():
+            content = src.read(item.filename)
+            if item.filename == "data":
+                data = json.loads(content)
+                for key in keys:
+                    del data[key]
+                content = json.dumps(data).encode()
+            dst.writestr(item, content)
 
 
 def small_dsdpg(env, **overrides) -> DSDPG:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch as th
-from helpers import float64_batch, float64_model
+from helpers import float64_batch, float64_model, tiny_kwargs
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
 from sb3_dsdpg import DSDPG
@@ -71,17 +71,7 @@ def test_auto_critic_actions_are_the_policys_with_a_world_model():
 
 
 def test_policy_actions_train_save_and_load(tmp_path):
-    model = DSDPG(
-        "MlpPolicy",
-        "Pendulum-v1",
-        critic_actions="policy",
-        batch_size=32,
-        learning_starts=50,
-        n_samples=4,
-        policy_kwargs=dict(net_arch=[16, 16]),
-        world_model_kwargs=dict(encoder_arch=[16], decoder_arch=[16], prior_arch=[16]),
-        seed=0,
-    )
+    model = DSDPG("MlpPolicy", "Pendulum-v1", **tiny_kwargs(critic_actions="policy"))
     model.learn(120)
     assert np.isfinite(model.logger.name_to_value["train/critic_loss"])
     model.save(tmp_path / "model.zip")

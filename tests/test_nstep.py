@@ -4,7 +4,7 @@ the return-only targets, and DSDPG must train with the buffer."""
 import numpy as np
 import pytest
 import torch as th
-from helpers import float64_batch, float64_model, model_targets
+from helpers import float64_batch, float64_model, model_targets, tiny_kwargs
 from stable_baselines3.common.buffers import NStepReplayBuffer
 
 from sb3_dsdpg import DSDPG
@@ -66,14 +66,7 @@ def test_dsdpg_trains_with_the_n_step_buffer(kwargs):
         "Pendulum-v1",
         replay_buffer_class=NStepReplayBuffer,
         replay_buffer_kwargs=dict(n_steps=3, gamma=0.98),
-        gamma=0.98,
-        batch_size=2,
-        learning_starts=50,
-        n_samples=4,
-        policy_kwargs=dict(net_arch=[16, 16]),
-        world_model_kwargs=dict(encoder_arch=[16], decoder_arch=[16], prior_arch=[16]),
-        seed=0,
-        **kwargs,
+        **tiny_kwargs(gamma=0.98, batch_size=2, **kwargs),
     )
     model.learn(120)
     assert model._n_updates >= 69

@@ -1,12 +1,10 @@
 """Units: ``reward_scale``, ``normalize_samples`` and the world model's warm-up before the first critic update."""
 
-import json
-import zipfile
-
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from helpers import zip_without
 
 from sb3_dsdpg import DSDPG
 
@@ -167,15 +165,11 @@ def test_a_zip_of_an_older_version_keeps_its_units(tmp_path):
     """A zip without the new arguments trained with replay actions, raw rewards and raw kernel units, and keeps them."""
     model = DSDPG("MlpPolicy", "Pendulum-v1", seed=0, **SMALL)
     model.save(tmp_path / "new.zip")
-    with zipfile.ZipFile(tmp_path / "new.zip") as source, zipfile.ZipFile(tmp_path / "old.zip", "w") as target:
-        for item in source.infolist():
-            content = source.read(item.filename)
-            if item.filename == "data":
-                data = json.loads(content)
-                for key in ("critic_actions", "reward_scale", "normalize_samples", "world_model_warmup_steps"):
-                    del data[key]
-                content = json.dumps(data).encode()
-            target.writestr(item, content)
+    zip_without(
+        tmp_path / "new.zip",
+        tmp_path / "old.zip",
+        ("critic_actions", "reward_scale", "normalize_samples", "world_model_warmup_steps"),
+    )
     old = DSDPG.load(tmp_path / "old.zip")
     assert (old.critic_actions, old.reward_scale, old.normalize_samples, old.world_model_warmup_steps) == (
         "replay",
