@@ -15,16 +15,17 @@ def float64_observations(monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def postgres_url():
-    """The SQLAlchemy URL of a real PostgreSQL server started for this session (tests/postgres.py), on a unix socket
-    in a temporary folder, stopped and deleted afterwards; skips with the reason where no server can be started."""
+def postgres_urls():
+    """The SQLAlchemy URLs (``.socket``, ``.tcp`` with a password) of one database on a real PostgreSQL server started
+    for this session (tests/postgres.py), stopped and deleted afterwards; skips with the reason where no server can be
+    started."""
     pytest.importorskip("psycopg2", reason="no PostgreSQL driver: pip install -e '.[zoo]' (psycopg2-binary)")
     from postgres import PostgresUnavailable, postgres_server
 
     try:
         server = postgres_server()
-        url = server.__enter__()
+        urls = server.__enter__()
     except PostgresUnavailable as error:
         pytest.skip(f"no PostgreSQL server: {error}")
-    yield url
+    yield urls
     server.__exit__(None, None, None)

@@ -1,10 +1,15 @@
 """A throwaway PostgreSQL server for the tests: ``initdb`` into a temporary folder, ``pg_ctl start`` on a unix socket
-in that folder (no TCP port, so parallel runs cannot collide), one database, and ``pg_ctl stop -m fast`` afterwards.
+in that folder and on a free TCP port of 127.0.0.1, one database owned by one password-protected account, and
+``pg_ctl stop -m fast`` afterwards.
+
+Workers on the server's machine connect through the socket (``trust``, no password); workers on other machines would
+connect over TCP with the password (``scram-sha-256``): the TCP URL is that second kind, tried from this machine.
 
 The server binaries come from the PATH, else from Debian's ``/usr/lib/postgresql/<version>/bin`` (the newest). The
 server refuses to run as root, so under root ``initdb``/``pg_ctl`` run as an unprivileged account (``postgres`` if it
 exists, else ``nobody``) through ``subprocess``'s ``user=``; the tests connect as the server's superuser ``postgres``
-with ``trust`` authentication on the socket, from any local account.
+with ``trust`` authentication on the socket, from any local account; the database belongs to the account ``optuna``,
+whose password TCP connections need.
 """
 
 from __future__ import annotations
@@ -13,13 +18,16 @@ import contextlib
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 SUPERUSER = "postgres"
-PORT = 5432  # names the socket file only: the server listens on no TCP address
+ROLE = "optuna"  # owns the database: the tables optuna creates through either URL belong to it
+PASSWORD = "sb3-dsdpg-test"
 UNPRIVILEGED_ACCOUNTS = ("postgres", "nobody")
 
 
@@ -67,9 +75,28 @@ def _run(args: list[str], account: pwd.struct_passwd | None, cwd: Path, timeout:
         raise PostgresUnavailable(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
 
 
+@dataclass(frozen=True)
+class PostgresURLs:
+    """SQLAlchemy URLs (psycopg2) of one database: through the unix socket, and over TCP with the password."""
+
+    socket: str
+    tcp: str
+
+    def with_password(self, password: str) -> str:
+        """The TCP URL with another password (to see the server refuse it)."""
+        return self.tcp.replace(f":{PASSWORD}@", f":{password}@")
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 nothing listens on now (the server binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @contextlib.contextmanager
-def postgres_server(database: str = "sb3_dsdpg_test") -> Iterator[str]:
-    """Start a server with one empty ``database``; yield its SQLAlchemy URL (psycopg2, unix socket); stop and delete."""
+def postgres_server(database: str = "sb3_dsdpg_test") -> Iterator[PostgresURLs]:
+    """Start a server with one empty ``database``; yield its URLs (unix socket, TCP); stop and delete."""
     bin_dir = find_server_bin()
     account = server_account()
     # /tmp, not a deep pytest folder: a unix socket path is limited to 107 bytes, and pytest's root-owned 0700 folders
@@ -87,8 +114,10 @@ def postgres_server(database: str = "sb3_dsdpg_test") -> Iterator[str]:
                 str(data),
                 "-U",
                 SUPERUSER,
-                "-A",
+                "--auth-local",
                 "trust",
+                "--auth-host",
+                "scram-sha-256",
                 "-E",
                 "UTF8",
                 "--no-locale",
@@ -97,7 +126,8 @@ def postgres_server(database: str = "sb3_dsdpg_test") -> Iterator[str]:
             account,
             base,
         )
-        options = f"-c listen_addresses='' -k {base} -p {PORT} -c fsync=off -c full_page_writes=off"
+        port = free_port()
+        options = f"-c listen_addresses=127.0.0.1 -k {base} -p {port} -c fsync=off -c full_page_writes=off"
         _run(
             [
                 str(bin_dir / "pg_ctl"),
@@ -119,8 +149,17 @@ def postgres_server(database: str = "sb3_dsdpg_test") -> Iterator[str]:
         createdb = bin_dir / "createdb"
         if not createdb.is_file():
             createdb = Path(shutil.which("createdb") or "createdb")
-        _run([str(createdb), "-h", str(base), "-p", str(PORT), "-U", SUPERUSER, database], account, base)
-        yield f"postgresql+psycopg2://{SUPERUSER}@/{database}?host={base}&port={PORT}"
+        psql = bin_dir / "psql"
+        if not psql.is_file():
+            psql = Path(shutil.which("psql") or "psql")
+        connect = ["-h", str(base), "-p", str(port), "-U", SUPERUSER]
+        create_role = f"CREATE ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'"
+        _run([str(psql), *connect, "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", create_role], account, base)
+        _run([str(createdb), *connect, "-O", ROLE, database], account, base)
+        yield PostgresURLs(
+            socket=f"postgresql+psycopg2://{ROLE}@/{database}?host={base}&port={port}",
+            tcp=f"postgresql+psycopg2://{ROLE}:{PASSWORD}@127.0.0.1:{port}/{database}",
+        )
     except PostgresUnavailable as error:
         log = base / "server.log"
         if log.is_file():

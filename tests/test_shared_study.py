@@ -1,6 +1,8 @@
 """Two ``python -m sb3_dsdpg.train -optimize`` workers share one optuna study on a real PostgreSQL server (the
-``postgres_url`` fixture of conftest.py, tests/postgres.py): the study ends with the trials of both, none lost, none
-counted twice, none left running, and its best parameters are readable from the database. Marked ``subprocess``.
+``postgres_urls`` fixture of conftest.py, tests/postgres.py): one connects through the server's unix socket, as a
+worker on the database's machine does, the other over TCP with a password, as a worker on another machine does. The
+study ends with the trials of both, none lost, none counted twice, none left running, and its best parameters are
+readable from the database; a wrong password is refused. Marked ``subprocess``.
 
 The study is created first (``optuna create-study``): two workers that start at once on an empty database both create
 optuna's tables, and one of them fails (``duplicate key value violates unique constraint "pg_type_typname_nsp_index"``
@@ -40,16 +42,17 @@ def optuna_cli() -> str:
 
 
 @pytest.mark.subprocess
-def test_two_workers_share_one_study_on_postgres(postgres_url, tmp_path):
+def test_two_workers_share_one_study_on_postgres(postgres_urls, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    create = [optuna_cli(), "create-study", "--storage", postgres_url, "--study-name", STUDY, "--direction", "maximize"]
+    socket_url, tcp_url = postgres_urls.socket, postgres_urls.tcp
+    create = [optuna_cli(), "create-study", "--storage", socket_url, "--study-name", STUDY, "--direction", "maximize"]
     created = subprocess.run(create, env=env, capture_output=True, text=True, timeout=120)
     assert created.returncode == 0, created.stderr[-4000:]
     workers = []
-    for seed in (1, 2):
+    for seed, url in ((1, socket_url), (2, tcp_url)):
         cwd = tmp_path / f"worker{seed}"
         cwd.mkdir()
-        command = worker_command(postgres_url, seed)
+        command = worker_command(url, seed)
         workers.append(
             (command, subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         )
@@ -64,7 +67,7 @@ def test_two_workers_share_one_study_on_postgres(postgres_url, tmp_path):
             pytest.fail(f"{' '.join(command)} failed ({worker.returncode}):\n{stdout[-4000:]}\n{stderr[-4000:]}")
         assert "Number of finished trials: " in stdout
 
-    study = optuna.load_study(storage=postgres_url, study_name=STUDY)
+    study = optuna.load_study(storage=tcp_url, study_name=STUDY)
     trials = study.get_trials(deepcopy=False)
     assert len(trials) == 2 * N_TRIALS  # both workers' trials, none lost
     assert sorted(trial.number for trial in trials) == list(range(2 * N_TRIALS))  # none counted twice
@@ -74,3 +77,11 @@ def test_two_workers_share_one_study_on_postgres(postgres_url, tmp_path):
     assert study.best_value == max(trial.value for trial in trials)
     assert {"learning_rate", "n_samples", "kernel_bandwidth"} <= set(study.best_params)
     assert "command" in study.user_attrs  # the first worker's command, stored once
+    assert optuna.load_study(storage=socket_url, study_name=STUDY).best_trial.number == study.best_trial.number
+
+
+@pytest.mark.subprocess
+def test_postgres_refuses_a_wrong_password_over_tcp(postgres_urls):
+    # The TCP URL's password is checked (scram-sha-256): the "other machine" worker above really authenticated.
+    with pytest.raises(Exception, match="password authentication failed"):
+        optuna.storages.RDBStorage(postgres_urls.with_password("wrong"))
