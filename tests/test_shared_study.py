@@ -8,6 +8,7 @@ The study is created first (``optuna create-study``): two workers that start at 
 optuna's tables, and one of them fails (``duplicate key value violates unique constraint "pg_type_typname_nsp_index"``
 on ``CREATE TYPE studydirection``), which this test met without that step."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -85,3 +86,38 @@ def test_postgres_refuses_a_wrong_password_over_tcp(postgres_urls):
     # The TCP URL's password is checked (scram-sha-256): the "other machine" worker above really authenticated.
     with pytest.raises(Exception, match="password authentication failed"):
         optuna.storages.RDBStorage(postgres_urls.with_password("wrong"))
+
+
+@pytest.mark.subprocess
+def test_tuning_script_scores_the_untuned_entry_first(postgres_urls, tmp_path):
+    # examples/tune_shared_study.sh, as the tuned entries of dsdpg.yml were made, at the test's tiny budgets: the study
+    # it creates holds both workers' trials, trial 0 is the enqueued baseline with its parameters, and the trials are
+    # exported to runs/tune/STUDY/trials.csv.
+    script = Path(__file__).resolve().parents[1] / "examples" / "tune_shared_study.sh"
+    baseline = {
+        "one_minus_gamma": 0.02, "learning_rate": 1e-3, "batch_size_pow": 6, "tau": 0.005, "train_freq": 1,
+        "gradient_steps": 1, "noise_type": "normal", "noise_std": 0.1, "net_arch": "small", "critic_noise_dim": 8,
+        "n_samples": 4, "n_target_model_draws": 1, "top_samples_to_drop_per_critic": 1, "kernel_bandwidth": 100.0,
+        "world_model": "cvae", "world_model_size": "small", "world_model_latent_dim": 8,
+        "world_model_learning_rate": 3e-4, "world_model_gradient_steps": 1, "critic_actions": "policy",
+        "reward_scale": "auto", "normalize_samples": True, "world_model_warmup_steps": "auto",
+    }  # fmt: skip
+    env = {
+        **os.environ, "URL": postgres_urls.socket, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg",
+    }  # fmt: skip
+    study = "dsdpg-script"
+    command = [
+        "bash", str(script), "Pendulum-v1", study, "10", json.dumps(baseline), "--n-trials", str(N_TRIALS),
+        "--sampler", "random", "--pruner", "none", "-n", "300", "--n-evaluations", "1", "--eval-episodes", "1",
+        "-params", "learning_starts:200", "buffer_size:1000",
+    ]  # fmt: skip
+    proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    logs = "".join(path.read_text() for path in sorted((tmp_path / "runs" / "tune" / study).glob("worker*.log")))
+    assert proc.returncode == 0, f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}\n{logs[-4000:]}"
+    trials = optuna.load_study(storage=postgres_urls.tcp, study_name=study).get_trials(deepcopy=False)
+    assert sorted(trial.number for trial in trials) == list(range(2 * N_TRIALS))
+    assert all(trial.state == optuna.trial.TrialState.COMPLETE for trial in trials), logs[-4000:]
+    assert trials[0].params == baseline
+    exported = (tmp_path / "runs" / "tune" / study / "trials.csv").read_text().splitlines()
+    assert len(exported) == 1 + 2 * N_TRIALS and exported[0].startswith(",number,value")
