@@ -90,6 +90,7 @@ SETTING_COLUMNS = (
     ("learning_rate", "lr"),
     ("batch_size", "batch"),
     ("gamma", "gamma"),
+    ("tau", "tau"),
     ("buffer_size", "buffer"),
     ("learning_starts", "learning starts"),
     ("net_arch", "net_arch"),
@@ -238,7 +239,7 @@ def shared_differences(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
 
 PROTOCOL_TEXT = {
     "matched": "**Protocol: matched.** On each env every algorithm got the same learning rate, batch size, gamma, "
-    "buffer size, learning starts, network sizes (`net_arch`), train frequency and gradient steps; the "
+    "tau, buffer size, learning starts, network sizes (`net_arch`), train frequency and gradient steps; the "
     "deterministic-actor algorithms (dsdpg, td3, ddpg) the same action noise, while the stochastic-policy algorithms "
     "(tqc, sac) explore through their entropy and ran without action noise (a noise of their zoo entry is switched "
     "off). The algorithms differ only in their own arguments (TQC's quantiles and entropy, TD3's policy delay and "

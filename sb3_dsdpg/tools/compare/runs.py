@@ -8,7 +8,7 @@ This module owns the vocabulary shared by the sweep runner (:mod:`sb3_dsdpg.tool
   observation or dynamics noise), and :class:`Run`: one zoo training of an algorithm on an env with a seed, its
   ``python -m sb3_dsdpg.train`` command line, its folder and the configuration a finished run must match;
 - the two hyperparameter protocols (:data:`PROTOCOLS`): ``matched`` gives every algorithm of an env the same
-  :data:`SHARED_KEYS` (learning rate, batch size, gamma, buffer size, learning starts, ``net_arch``, train frequency,
+  :data:`SHARED_KEYS` (learning rate, batch size, gamma, tau, buffer size, learning starts, ``net_arch``, train frequency,
   gradient steps; action noise to :data:`DETERMINISTIC_ACTOR_ALGOS` only, the :data:`STOCHASTIC_POLICY_ALGOS` explore
   through their entropy); ``zoo`` runs each algorithm's own zoo entry plus the sweep's overrides;
 - how the zoo resolves a run's hyperparameters (:func:`zoo_entry`, :func:`resolved_hyperparams`), read by the report's
@@ -43,7 +43,7 @@ PROTOCOLS = ("matched", "zoo")
 # The hyperparameters every algorithm of an env gets alike under the matched protocol. ``net_arch`` lives inside
 # ``policy_kwargs``; ``noise_type``/``noise_std`` go to the deterministic-actor algorithms only.
 SCALAR_SHARED_KEYS = (
-    "learning_rate", "batch_size", "gamma", "buffer_size", "learning_starts", "train_freq", "gradient_steps",
+    "learning_rate", "batch_size", "gamma", "tau", "buffer_size", "learning_starts", "train_freq", "gradient_steps",
 )  # fmt: skip
 NOISE_KEYS = ("noise_type", "noise_std")
 SHARED_KEYS = (*SCALAR_SHARED_KEYS, "net_arch", *NOISE_KEYS)
@@ -56,6 +56,7 @@ DSDPG_DEFAULTS: dict[str, Any] = {
     "learning_rate": 3e-4,
     "batch_size": 256,
     "gamma": 0.99,
+    "tau": 0.005,
     "buffer_size": 1_000_000,
     "learning_starts": 1000,
     "train_freq": 1,
@@ -118,8 +119,8 @@ class Suite:
 
 SUITES: dict[str, Suite] = {
     # Budgets for a 2-core machine (see README, "Comparing with TD3 and TQC"), matched protocol: every algorithm gets
-    # lr 1e-3, batch 128, gamma 0.98, buffer 2e5, learning_starts 500 (TD3's zoo entry waits 10000 steps, DSDPG's
-    # MuJoCo entry 10000: more than these budgets), 64x64 networks, one gradient step per env step, and DSDPG and TD3
+    # lr 1e-3, batch 128, gamma 0.98, tau 0.005, buffer 2e5, learning_starts 500 (TD3's zoo entry waits 10000 steps,
+    # DSDPG's MuJoCo entry 10000: more than these budgets), 64x64 networks, one gradient step per env step, and DSDPG and TD3
     # normal action noise 0.1 (TQC explores through its entropy); DSDPG's world model is 64x64 too. Estimate: on an
     # idle machine an update at these sizes costs about 16 ms (DSDPG), 12 ms (TQC), 3 ms (TD3) with one torch thread;
     # a seed has 3 x 5500 + 2 x 4500 = 25500 updates per algorithm, i.e. about 410 s (DSDPG) + 310 s (TQC) + 80 s
@@ -148,6 +149,7 @@ SUITES: dict[str, Suite] = {
             ("learning_rate", 1e-3),
             ("batch_size", 128),
             ("gamma", 0.98),
+            ("tau", 0.005),
             ("buffer_size", 200_000),
             ("learning_starts", 500),
             ("net_arch", [64, 64]),
@@ -158,8 +160,8 @@ SUITES: dict[str, Suite] = {
         ),
         description="Pendulum-v1 and its ObsNoise/DynNoise variants, PointMassBonus (n_bonus=4), "
         "InvertedDoublePendulum-DynNoise-v5, 6000 steps on the Pendulums and 5000 on the others, seeds 0-4; matched "
-        "protocol: lr 1e-3, batch 128, gamma 0.98, buffer 2e5, learning_starts 500, 64x64 networks (and DSDPG world "
-        "model), train_freq 1, gradient_steps 1 and normal action noise 0.1 (DSDPG, TD3) for every algorithm",
+        "protocol: lr 1e-3, batch 128, gamma 0.98, tau 0.005, buffer 2e5, learning_starts 500, 64x64 networks "
+        "(and DSDPG world model), train_freq 1, gradient_steps 1 and normal action noise 0.1 (DSDPG, TD3) for every algorithm",
     ),
     # The paper's suite, for a cluster (--backend ray): the zoo entries of hyperparams/{dsdpg,td3,tqc}.yml as they are.
     "paper": Suite(

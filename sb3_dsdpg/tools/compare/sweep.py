@@ -449,7 +449,7 @@ def make_parser() -> argparse.ArgumentParser:
         "--protocol",
         choices=PROTOCOLS,
         help="matched: every algorithm gets the same shared hyperparameters on an env (learning rate, batch, gamma, "
-        "buffer, learning starts, net_arch, action noise for deterministic actors, train_freq, gradient_steps); zoo: "
+        "tau, buffer, learning starts, net_arch, action noise for deterministic actors, train_freq, gradient_steps); zoo: "
         "each algorithm's own zoo entry (default: the suite's, matched without a suite)",
     )
     parser.add_argument("--seeds", nargs="+", type=int, help="seeds, paired across algorithms (default: suite's or 0 1 2)")
