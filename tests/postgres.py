@@ -7,9 +7,9 @@ connect over TCP with the password (``scram-sha-256``): the TCP URL is that seco
 
 The server binaries come from the PATH, else from Debian's ``/usr/lib/postgresql/<version>/bin`` (the newest). The
 server refuses to run as root, so under root ``initdb``/``pg_ctl`` run as an unprivileged account (``postgres`` if it
-exists, else ``nobody``) through ``subprocess``'s ``user=``; the tests connect as the server's superuser ``postgres``
-with ``trust`` authentication on the socket, from any local account; the database belongs to the account ``optuna``,
-whose password TCP connections need.
+exists, else ``nobody``) through ``subprocess``'s ``user=``. The server's superuser ``postgres`` only sets up the
+account ``optuna`` and its database; the tests connect as ``optuna``: through the socket with ``trust`` (from any
+local account), over TCP with its password.
 """
 
 from __future__ import annotations
