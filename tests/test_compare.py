@@ -94,7 +94,8 @@ def check_report(out: Path) -> None:
     assert set(aggregate["aggregates"]) == {"dsdpg", "td3"}
     # --envs: the matched protocol, the settings read from the runs' config.yml, both seeds paired.
     assert "**Protocol: matched.**" in text
-    assert "| sb3_dsdpg/PointMassBonus-v0(n_bonus=2) | td3 | 0.001 | 32 | 0.98 | 200000 | 100 | [8] | normal 0.1 |" in text
+    row = "| sb3_dsdpg/PointMassBonus-v0(n_bonus=2) | td3 | 0.001 | 32 | 0.98 | 0.005 | 200000 | 100 | [8] | normal 0.1 |"
+    assert row in text
     assert "config.yml (2 runs)" in text and "On every env the shared settings are the same" in text
     assert "DSDPG ahead of td3 on " in text and " of 2 seeds" in text
     assert len(read_csv(report / "paired.csv")) == 2

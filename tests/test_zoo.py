@@ -76,7 +76,7 @@ def dsdpg_run(workdir: Path) -> tuple[Path, subprocess.CompletedProcess]:
     proc = train(
         "--algo", "dsdpg", "--env", ENV_ID, "-n", "300", "-f", "logs", "--seed", "3",
         "--eval-freq", "150", "--eval-episodes", "2", "--n-eval-envs", "2", "-tb", "tb", "--save-freq", "150",
-        "--save-replay-buffer", "--progress", "-params", *SMALL_DSDPG,
+        "--save-replay-buffer", "--progress", "-params", *SMALL_DSDPG, "noise_type:'normal'", "noise_std:0.1",
         cwd=workdir,
     )  # fmt: skip
     return workdir / "logs" / "dsdpg" / f"{ENV_NAME}_1", proc
@@ -106,7 +106,9 @@ def test_train_dsdpg_writes_the_zoo_layout(dsdpg_run):
     evaluations = np.load(run_dir / "evaluations.npz")
     assert list(evaluations["timesteps"]) == [150, 300]
     config = yaml.load((run_dir / ENV_NAME / "config.yml").read_text(), Loader=yaml.UnsafeLoader)
-    assert config["n_samples"] == 4 and config["learning_starts"] == 100 and config["gamma"] == 0.98
+    # -params over the entry (which explores without noise); the rest is the tuned entry's (gamma 0.998, 2 draws)
+    assert config["n_samples"] == 4 and config["learning_starts"] == 100 and config["gamma"] == 0.998
+    assert config["noise_type"] == "normal" and config["n_target_model_draws"] == 2
     args = yaml.load((run_dir / ENV_NAME / "args.yml").read_text(), Loader=yaml.UnsafeLoader)
     assert args["seed"] == 3 and args["n_eval_envs"] == 2 and args["algo"] == "dsdpg"
     assert list((run_dir.parents[2] / "tb" / ENV_NAME).glob("DSDPG_1/events.out.tfevents.*"))
@@ -121,7 +123,7 @@ def test_saved_dsdpg_model_loads(dsdpg_run):
     assert model.n_samples == 4 and model.learning_starts == 100 and model.batch_size == 32
     assert model.policy_kwargs["net_arch"] == [32]
     assert model.world_model is not None and model.world_model_kwargs["encoder_arch"] == [32]
-    assert isinstance(model.action_noise, NormalActionNoise)
+    assert isinstance(model.action_noise, NormalActionNoise) and model.gamma == 0.998
     action, _ = model.predict(np.zeros(3, dtype=np.float32), deterministic=True)
     assert action.shape == (1,)
 
