@@ -25,6 +25,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, ReplayBufferSamples, Schedule
 from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
+from torch.nn import functional as F
 
 from sb3_dsdpg.losses import check_kernel, max_sliced_mmd2, mmd2, sobolev_huber_loss
 from sb3_dsdpg.policies import DSDPGPolicy, GenerativeCritic, MlpPolicy, MultiInputPolicy
@@ -32,7 +33,9 @@ from sb3_dsdpg.targets import (
     SOBOLEV_INPUTS,
     TargetOptions,
     check_flattenable,
+    discount_not_done,
     flatten_obs,
+    one_step_targets,
     return_td_targets,
     sobolev_td_targets,
     truncate_pooled,
@@ -63,12 +66,17 @@ def _saved_attribute_names(path: str | pathlib.Path | io.BufferedIOBase) -> set[
 LOSSES = ("msmmd", "mmd")
 WORLD_MODELS = ("cvae", "realnvp")
 CRITIC_ACTIONS = ("auto", "replay", "policy")
+TARGET_RETURNS = ("auto", "model", "real")
+# What target_returns="auto" means (see the ladder in docs/ablations.md).
+DEFAULT_TARGET_RETURNS = "model"
 # Values for the arguments a zip written by an older version lacks: what that version did.
 LEGACY_DEFAULTS: dict[str, Any] = {
     "critic_actions": "replay",
     "reward_scale": 1.0,
     "normalize_samples": False,
     "world_model_warmup_steps": 0,
+    "target_returns": "model",
+    "reward_fn": None,
 }
 # Rate of the running (exponential) average of the target samples' scale, per update.
 SAMPLE_SCALE_RATE = 0.01
@@ -145,7 +153,8 @@ class DSDPG(OffPolicyAlgorithm):
     :param top_samples_to_drop_per_critic: pooled target samples dropped per critic, largest returns first
         (paper: TQC-style truncation; ours: 1)
     :param sobolev: learn action gradients through the world model (False: the return-only baseline)
-    :param distributional: generative critic with noise (False: one Q per critic, the MAGE baseline)
+    :param distributional: generative critic with noise (False: one Q per critic, the MAGE baseline; with
+        ``sobolev=False`` too, TD3's squared TD error on real transitions, the ladder's first rung)
     :param loss: ``"msmmd"`` (max-sliced MMD, default) or ``"mmd"`` (plain MMD on the joint vectors)
     :param kernel: ``"multiquadric"`` (paper) or ``"gaussian"`` (mixture of bandwidths, as MMD-DQN)
     :param kernel_bandwidth: ``h`` of the kernel (paper: 100), or for ``"gaussian"`` a list of bandwidths
@@ -188,6 +197,17 @@ class DSDPG(OffPolicyAlgorithm):
     :param world_model_warmup_steps: world-model updates on replay batches before the first critic update, so
         that the first targets do not come from an untrained model: an int, or ``"auto"`` (default):
         ``learning_starts``, one update per transition collected by then
+    :param target_returns: where the return part of the TD target comes from: ``"model"``, next state and reward
+        drawn from the world model (the paper's Sobolev target); ``"real"``, the replay's real ``(s', r)`` (for
+        ``sobolev=True`` the hybrid target: real returns, with the gradient part through the world model at the
+        noise that explains the real transition and the target networks at the real ``s'``; needs replay actions);
+        ``"auto"`` (default): ``"model"``, and ``"real"`` for ``sobolev=False``. With ``sobolev=False``, ``"model"``
+        gives a return-only critic whose targets go through the world model (a rung of the ladder in docs/ablations.md)
+    :param reward_fn: a known differentiable reward ``r(obs, actions, next_obs)`` of torch tensors (flat
+        observations, actions in the policy's ``[-1, 1]`` units, leading dimensions broadcast, env reward units) that
+        replaces the world model's reward in targets through the model, as MAGE takes the task's reward function;
+        ``sb3_dsdpg.envs.known_reward_fn(env)`` gives it for the shipped tasks that have one. None (default): the
+        world model's reward
     :param mage_gradient_weight: weight of the gradient term in the deterministic-Sobolev loss (MAGE: 5)
     :param huber_delta: Huber threshold of the deterministic-Sobolev loss (ours: 1)
     :param stats_window_size: window of the rollout statistics
@@ -253,6 +273,8 @@ class DSDPG(OffPolicyAlgorithm):
         reward_scale: float | str = "auto",
         normalize_samples: bool = True,
         world_model_warmup_steps: int | str = "auto",
+        target_returns: str = "auto",
+        reward_fn: Callable[[th.Tensor, th.Tensor, th.Tensor], th.Tensor] | None = None,
         mage_gradient_weight: float = 5.0,
         huber_delta: float = 1.0,
         stats_window_size: int = 100,
@@ -308,9 +330,13 @@ class DSDPG(OffPolicyAlgorithm):
         self.world_model_gradient_steps = world_model_gradient_steps
         self.sobolev_inputs = sobolev_inputs
         self.sobolev_directions = sobolev_directions
+        self.target_returns = target_returns
+        if target_returns == "auto":
+            self.target_returns = DEFAULT_TARGET_RETURNS if sobolev else "real"
         self.critic_actions = critic_actions
         if critic_actions == "auto":
-            self.critic_actions = "policy" if sobolev else "replay"
+            self.critic_actions = "policy" if sobolev and self.target_returns == "model" else "replay"
+        self.reward_fn = reward_fn
         self.reward_scale = reward_scale
         self.normalize_samples = normalize_samples
         self.world_model_warmup_steps = world_model_warmup_steps
@@ -328,8 +354,17 @@ class DSDPG(OffPolicyAlgorithm):
         def fail(message: str) -> None:
             raise ValueError(message)
 
-        if not (self.sobolev or self.distributional):
-            fail("sobolev=False with distributional=False is plain TD3: use stable_baselines3.TD3, or set one of them True.")
+        if self.target_returns not in TARGET_RETURNS:
+            fail(f"target_returns must be one of {TARGET_RETURNS}, got {self.target_returns!r}.")
+        if self.critic_actions == "policy" and self.target_returns == "real":
+            fail(
+                "critic_actions='policy' needs target_returns='model': the real outcome of the policy's action is "
+                "unknown (use critic_actions='replay' for the hybrid target)."
+            )
+        if self.reward_fn is not None and not callable(self.reward_fn):
+            fail(f"reward_fn must be None or a callable r(obs, actions, next_obs), got {self.reward_fn!r}.")
+        if self.reward_fn is not None and not self._uses_world_model():
+            fail("reward_fn replaces the world model's reward: it needs sobolev=True or target_returns='model'.")
         if self.loss not in LOSSES:
             fail(f"loss must be one of {LOSSES}, got {self.loss!r}.")
         check_kernel(self.kernel, self.kernel_bandwidth)
@@ -368,8 +403,6 @@ class DSDPG(OffPolicyAlgorithm):
             fail(f"world_model_warmup_steps must be 'auto' (learning_starts) or an int >= 0, got {warmup!r}.")
         if self.critic_actions not in CRITIC_ACTIONS:
             fail(f"critic_actions must be one of {CRITIC_ACTIONS}, got {self.critic_actions!r}.")
-        if self.critic_actions == "policy" and not self.sobolev:
-            fail("critic_actions='policy' needs sobolev=True (the world model supplies next state and reward): use 'replay'.")
         for name in ("n_slice_candidates", "n_slice_steps"):
             if getattr(self, name) < 0:
                 fail(f"{name} must be >= 0, got {getattr(self, name)}.")
@@ -395,7 +428,7 @@ class DSDPG(OffPolicyAlgorithm):
         self.critic_batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
         if self.sobolev_inputs == "state_action":
             self.critic.check_state_gradient_support()
-        if self.sobolev:
+        if self._uses_world_model():
             check_flattenable(self.observation_space)
             self.world_model = WORLD_MODEL_CLASSES[self.world_model_name](
                 spaces.flatdim(self.observation_space), self.critic.action_dim, **self.world_model_kwargs
@@ -405,18 +438,28 @@ class DSDPG(OffPolicyAlgorithm):
             )
         self._select_critic_variant()
 
+    def _uses_world_model(self) -> bool:
+        """Whether a world model is learned: for the Sobolev gradient part, or for return targets through it."""
+        return self.sobolev or self.target_returns == "model"
+
     def _select_critic_variant(self) -> None:
         """
         Pick, once, the three parts of the critic step in which the variants differ:
 
-        - the targets: Sobolev samples through the world model, or (``sobolev=False``, the return-only baseline)
-          returns from the replay's real transitions;
+        - the targets: Sobolev samples through the world model (``target_returns="model"``), the hybrid of real
+          returns and the model's gradient part (``"real"``), or, return-only (``sobolev=False``), returns from the
+          replay's real transitions or through the world model;
         - the online samples: returns only (``sobolev=False``), with ``dz/da``, with ``(dz/ds, dz/da)``
           (``sobolev_inputs="state_action"``), or with ``k`` directional derivatives (``sobolev_directions=k``);
         - the objective: the sample distance to the pooled, truncated targets (DSDPG), or (``distributional=False``,
-          MAGE) Huber losses of each critic's value and gradient against the smallest target.
+          MAGE) Huber losses of each critic's value and gradient against the smallest target, or (neither, TD3)
+          squared TD errors against the smallest target.
         """
-        self._critic_targets = self._sobolev_targets if self.sobolev else self._return_targets
+        real = self.target_returns == "real"
+        if self.sobolev:
+            self._critic_targets = self._hybrid_targets if real else self._sobolev_targets
+        else:
+            self._critic_targets = self._return_targets if real else self._model_return_targets
         if not self.sobolev:
             self._online_samples = self._online_returns
         elif self.sobolev_directions is not None:
@@ -425,7 +468,10 @@ class DSDPG(OffPolicyAlgorithm):
             self._online_samples = self._online_state_action_gradient
         else:
             self._online_samples = self._online_action_gradient
-        self._critic_objective = self._distributional_objective if self.distributional else self._deterministic_objective
+        if self.distributional:
+            self._critic_objective = self._distributional_objective
+        else:
+            self._critic_objective = self._deterministic_objective if self.sobolev else self._td_objective
 
     def _sobolev_dim(self) -> int:
         """Size of the input the gradient part of a joint sample differentiates: ``A``, or ``S + A`` for state_action."""
@@ -545,7 +591,13 @@ class DSDPG(OffPolicyAlgorithm):
             target_noise_clip=self.target_noise_clip,
             deterministic_critic=not self.distributional,
             sobolev_inputs=self.sobolev_inputs,
+            reward_fn=None if self.reward_fn is None else self._scaled_reward_fn,
         )
+
+    def _scaled_reward_fn(self, obs: th.Tensor, actions: th.Tensor, next_obs: th.Tensor) -> th.Tensor:
+        """``reward_fn`` in the critic's units (divided by ``reward_scale``)."""
+        assert self.reward_fn is not None and not isinstance(self.reward_scale, str)
+        return self.reward_fn(obs, actions, next_obs) / self.reward_scale
 
     def _sobolev_targets(
         self, data: ReplayBufferSamples, discount: float | th.Tensor, directions: th.Tensor | None
@@ -556,6 +608,47 @@ class DSDPG(OffPolicyAlgorithm):
         return sobolev_td_targets(
             *networks, data.observations, data.actions, data.dones, discount, self.target_options, directions
         )
+
+    def _hybrid_targets(
+        self, data: ReplayBufferSamples, discount: float | th.Tensor, directions: th.Tensor | None
+    ) -> TDTargets:
+        """The hybrid Sobolev target: returns from the real ``(s', r)``, the gradient part through the world model."""
+        assert self.world_model is not None
+        networks = (self.world_model, self.actor_target, self.critic_target, self.observation_space)
+        return sobolev_td_targets(
+            *networks,
+            data.observations,
+            data.actions,
+            data.dones,
+            discount,
+            self.target_options,
+            directions,
+            real_outcome=(data.next_observations, data.rewards),
+        )
+
+    def _model_return_targets(
+        self, data: ReplayBufferSamples, discount: float | th.Tensor, directions: th.Tensor | None = None
+    ) -> tuple[th.Tensor, None]:
+        """Return-only target samples ``(B, K, N)`` with next state and reward drawn from the world model."""
+        assert self.world_model is not None
+        options = self.target_options
+        actions = data.actions
+        batch, n_draws = actions.shape[0], options.n_model_draws
+        with th.no_grad():
+            y = one_step_targets(
+                self.world_model,
+                self.actor_target,
+                self.critic_target,
+                self.observation_space,
+                flatten_obs(self.observation_space, data.observations, actions.dtype),
+                actions,
+                discount_not_done(discount, data.dones, actions.dtype),
+                th.randn(batch, n_draws, self.world_model.latent_dim, dtype=actions.dtype, device=actions.device),
+                options.smoothing_noise(batch * n_draws, actions),
+                options.critic_noise(self.critic_target, batch * n_draws, options.per_draw, actions.dtype),
+                options.reward_fn,
+            )
+        return y, None
 
     def _return_targets(
         self, data: ReplayBufferSamples, discount: float | th.Tensor, directions: th.Tensor | None = None
@@ -596,6 +689,15 @@ class DSDPG(OffPolicyAlgorithm):
             sobolev_huber_loss(online.z[:, k, 0], gradient[:, k], y_min, g_min, self.huber_delta, self.mage_gradient_weight)
             for k in range(self.critic.n_critics)
         ]
+        return CriticLoss(sum(losses[1:], start=losses[0]), online)
+
+    def _td_objective(self, data: ReplayBufferSamples, targets: TDTargets, directions: th.Tensor | None) -> CriticLoss:
+        """TD3: each critic's squared TD error against the smallest of the critics' targets (one Q each, ``xi = 0``)."""
+        y, _ = targets
+        y_min = y[:, :, 0].min(dim=1).values  # (B,)
+        noise = th.zeros(y.shape[0], self.critic.n_critics, 1, self.critic.noise_dim, device=self.device)
+        online = self._online_samples(data.observations, data.actions, noise, directions)
+        losses = [F.mse_loss(online.z[:, k, 0], y_min) for k in range(self.critic.n_critics)]
         return CriticLoss(sum(losses[1:], start=losses[0]), online)
 
     # The steps of train().

@@ -15,12 +15,14 @@ a caller can fall back to ``vmap(jvp)``.
 """
 
 import math
+from collections.abc import Callable
 
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.td3.policies import Actor
 from torch import nn
+from torch.func import jvp, vmap
 from torch.nn import functional as F
 
 from sb3_dsdpg.policies import JACOBIAN_ACTIVATIONS, FactorizedSampleNet, GenerativeCritic, _activation_and_derivative
@@ -112,6 +114,8 @@ def target_with_tangents(
     model_noise: th.Tensor,
     smoothing: th.Tensor,
     xi: th.Tensor,
+    reward_fn: Callable[[th.Tensor, th.Tensor, th.Tensor], th.Tensor] | None = None,
+    real_outcome: tuple[th.Tensor, th.Tensor] | None = None,
 ) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
     """
     Model rewards and target-critic samples of the Sobolev target, and their derivatives along per-row tangents.
@@ -128,6 +132,9 @@ def target_with_tangents(
     :param model_noise: the world model's standard normal draws ``(B, M, latent_dim)``
     :param smoothing: target-policy smoothing noise ``(B * M, A)``, already clipped
     :param xi: critic noise ``(B * M or 1, n_critics, P, noise_dim)``
+    :param reward_fn: a known reward ``r(s, a, s')`` in place of the model's; its tangents by ``torch.func.jvp``
+    :param real_outcome: real next flat observations ``(B, S)`` and rewards ``(B,)`` that replace the model's values
+        while its tangents are kept (the hybrid target's straight-through pair)
     :return: rewards ``(B, M)`` and their derivatives ``(B, M, k)``; critic samples ``(B * M, n_critics, P)`` and
         their derivatives ``(B * M, n_critics, P, k)`` (tangent last, as :func:`sb3_dsdpg.targets.per_row_jacobian`)
     :raises NotImplementedError: for networks outside the supported set (see :func:`check_tangent_support`)
@@ -137,6 +144,16 @@ def target_with_tangents(
         (next_obs, d_next_obs), (rewards, d_rewards) = _world_model_sample(
             world_model, (flat_obs, _tangent_major(tangent_obs)), (actions, _tangent_major(tangent_act)), model_noise
         )
+        if reward_fn is not None:
+            rewards, d_rewards = _known_reward(
+                reward_fn,
+                (flat_obs, _tangent_major(tangent_obs)),
+                (actions, _tangent_major(tangent_act)),
+                (next_obs, d_next_obs),
+            )
+        if real_outcome is not None:
+            next_obs = real_outcome[0].unsqueeze(1).expand_as(next_obs)
+            rewards = real_outcome[1].reshape(-1, 1).expand_as(rewards)
         next_obs = next_obs.reshape(-1, next_obs.shape[-1])  # (B * M, S)
         d_next_obs = d_next_obs.reshape(d_next_obs.shape[0], *next_obs.shape)  # type: ignore[union-attr]
         next_actions, d_next_actions = _clamp(*_mlp(actor_target.mu, next_obs, d_next_obs), smoothing, -1.0, 1.0)
@@ -147,6 +164,25 @@ def target_with_tangents(
         z = th.stack([value for value, _ in duals], dim=1)  # (B * M, K, P)
         d_z = th.stack([tangent for _, tangent in duals], dim=-1)  # (k, B * M, P, K)
     return rewards, d_rewards.movedim(0, -1), z, d_z.permute(1, 3, 2, 0)  # type: ignore[union-attr]
+
+
+def _known_reward(
+    reward_fn: Callable[[th.Tensor, th.Tensor, th.Tensor], th.Tensor], obs: Dual, actions: Dual, next_obs: Dual
+) -> Dual:
+    """``reward_fn(s, a, s')`` ``(B, M)`` and its tangents ``(k, B, M)`` by ``vmap(jvp)`` (a cheap elementwise function)."""
+    primals = (obs[0].unsqueeze(1), actions[0].unsqueeze(1), next_obs[0])
+    n_tangents = next(t.shape[0] for t in (obs[1], actions[1], next_obs[1]) if t is not None)
+    tangents = [
+        th.zeros(n_tangents, *p.shape, dtype=p.dtype, device=p.device) if t is None else t.unsqueeze(2) if t.dim() == 3 else t
+        for p, t in zip(primals, (obs[1], actions[1], next_obs[1]), strict=True)
+    ]
+
+    def directional(t_obs: th.Tensor, t_act: th.Tensor, t_next: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        return jvp(reward_fn, primals, (t_obs, t_act, t_next))
+
+    value, d_value = vmap(directional, out_dims=(None, 0))(*tangents)
+    shape = next_obs[0].shape[:-1]  # a reward of (s, a) alone broadcasts over the draws
+    return value.expand(shape), d_value.expand(n_tangents, *shape)
 
 
 def _tangent_major(tangents: th.Tensor | None) -> th.Tensor | None:

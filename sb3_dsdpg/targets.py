@@ -119,6 +119,9 @@ class TargetOptions:
     :param deterministic_critic: use ``xi = 0`` (the deterministic-Sobolev baseline's critics)
     :param sobolev_inputs: ``"action"``: ``G = dy/da``; ``"state_action"``: ``G = (dy/ds, dy/da)`` with ``s`` the
         flat observation, carried through the world model's Jacobian in ``s`` as well as in ``a``
+    :param reward_fn: a known differentiable reward ``r(s, a, s')`` of flat observations and actions (broadcasting
+        over leading dimensions, in the units the critic learns) that replaces the world model's reward in targets
+        through the model; None: the model's reward
     """
 
     n_samples: int
@@ -127,6 +130,7 @@ class TargetOptions:
     target_noise_clip: float = 0.5
     deterministic_critic: bool = False
     sobolev_inputs: str = "action"
+    reward_fn: Callable[[th.Tensor, th.Tensor, th.Tensor], th.Tensor] | None = None
 
     def __post_init__(self) -> None:
         if self.n_samples < 1 or self.n_model_draws < 1 or self.n_samples % self.n_model_draws != 0:
@@ -168,6 +172,8 @@ def one_step_targets(
     model_noise: th.Tensor,
     smoothing: th.Tensor,
     xi: th.Tensor,
+    reward_fn: Callable[[th.Tensor, th.Tensor, th.Tensor], th.Tensor] | None = None,
+    real_outcome: tuple[th.Tensor, th.Tensor] | None = None,
 ) -> th.Tensor:
     """
     ``y = r + discount Z'(s', clip(pi'(s') + smoothing), xi)`` with ``(s', r) = g(s, a, eps)``, for given draws.
@@ -180,10 +186,19 @@ def one_step_targets(
     :param model_noise: the world model's draws ``(B, M, latent_dim)``
     :param smoothing: target-policy smoothing ``(B * M, A)``
     :param xi: the target critic's noise ``(B * M or 1, K, P, k)``
+    :param reward_fn: the known reward ``r(s, a, s')`` in place of the model's (see :class:`TargetOptions`)
+    :param real_outcome: the real next flat observations ``(B, S)`` and rewards ``(B,)``: the hybrid target, whose
+        values are those of the real transition and whose derivatives are the model's (a straight-through pair)
     :return: ``(B, K, M * P)``: per critic, model draw after draw, ``P`` critic draws each
     """
     batch, n_draws = model_noise.shape[:2]
     next_obs, rewards = world_model.sample(flat_obs, actions, n_draws, noise=model_noise)  # (B, M, S), (B, M)
+    if reward_fn is not None:
+        rewards = reward_fn(flat_obs.unsqueeze(1), actions.unsqueeze(1), next_obs).expand_as(rewards)
+    if real_outcome is not None:
+        real_next, real_rewards = real_outcome
+        next_obs = next_obs + (real_next.unsqueeze(1) - next_obs).detach()
+        rewards = rewards + (real_rewards.reshape(-1, 1) - rewards).detach()
     next_obs = unflatten_obs(observation_space, next_obs.reshape(batch * n_draws, -1))
     next_actions = (actor_target(next_obs) + smoothing).clamp(-1.0, 1.0)
     z = critic_target(next_obs, next_actions, xi)  # (B * M, K, P)
@@ -201,6 +216,7 @@ def sobolev_td_targets(
     gamma: float | th.Tensor,
     options: TargetOptions,
     directions: th.Tensor | None = None,
+    real_outcome: tuple[PyTorchObs, th.Tensor] | None = None,
 ) -> tuple[th.Tensor, th.Tensor]:
     """
     Sobolev TD target samples and their gradient part, through the world model (no graph kept).
@@ -214,27 +230,46 @@ def sobolev_td_targets(
         tangents through world model, target actor and target critic, instead of the full gradient
     :return: ``y`` ``(B, n_critics, n_samples)`` and ``G`` ``(B, n_critics, n_samples, A)`` (``"state_action"``:
         ``(B, n_critics, n_samples, S + A)``, state part first; with ``directions``: ``(B, n_critics, n_samples, k)``)
+    :param real_outcome: the batch's real next observations and rewards ``(B, 1)``: the hybrid target. Its values
+        are the return-only target's on the real ``(s', r)`` (same smoothing and critic draws); its gradient part
+        is the model's chain rule evaluated at the real ``s'`` (target actor and critics there), with the model's
+        Jacobian at the noise that explains the real transition (:meth:`WorldModel.posterior_noise`, else prior
+        draws)
     """
     batch, n_draws = actions.shape[0], options.n_model_draws
     flat_obs = flatten_obs(observation_space, obs, actions.dtype)
+    real = None
     # Every random draw happens here, outside the differentiated function.
-    model_noise = th.randn(batch, n_draws, world_model.latent_dim, dtype=actions.dtype, device=actions.device)
+    if real_outcome is None:
+        model_noise = th.randn(batch, n_draws, world_model.latent_dim, dtype=actions.dtype, device=actions.device)
+    else:
+        real = (flatten_obs(observation_space, real_outcome[0], actions.dtype), real_outcome[1].reshape(-1))
+        with th.no_grad():
+            try:
+                model_noise = world_model.posterior_noise(flat_obs, actions, real[0], real[1], n_draws).to(actions.dtype)
+            except NotImplementedError:
+                model_noise = th.randn(batch, n_draws, world_model.latent_dim, dtype=actions.dtype, device=actions.device)
     smoothing = options.smoothing_noise(batch * n_draws, actions)
     xi = options.critic_noise(critic_target, batch * n_draws, options.per_draw, actions.dtype)
     discount = discount_not_done(gamma, dones, actions.dtype)  # (B, 1, 1)
     networks = (world_model, actor_target, critic_target)
 
+    draws = (model_noise, smoothing, xi)
+    extras = (options.reward_fn, real)
+
     def target_fn(state: th.Tensor, act: th.Tensor) -> th.Tensor:
-        return one_step_targets(*networks, observation_space, state, act, discount, model_noise, smoothing, xi)
+        return one_step_targets(*networks, observation_space, state, act, discount, *draws, *extras)
 
     actions = actions.detach()
     with th.no_grad():
         if options.sobolev_inputs == "state_action" and directions is None:
-            parts = _full_sobolev_parts(*networks, observation_space, flat_obs, actions, model_noise, smoothing, xi)
+            if options.reward_fn is not None:
+                raise ValueError("reward_fn needs sobolev_inputs='action', or sobolev_directions with 'state_action'.")
+            parts = _full_sobolev_parts(*networks, observation_space, flat_obs, actions, *draws, real)
         else:
             tangents = _input_tangents(flat_obs, actions, options.sobolev_inputs, directions)
             try:
-                parts = target_with_tangents(*networks, flat_obs, actions, *tangents, model_noise, smoothing, xi)
+                parts = target_with_tangents(*networks, flat_obs, actions, *tangents, *draws, *extras)
             except NotImplementedError:  # networks the hand-written tangents do not cover (Dict observations, other layers)
                 return _vmap_targets(target_fn, flat_obs, actions, options.sobolev_inputs, directions)
     r, r_grad, z, grads = parts
@@ -316,6 +351,7 @@ def _full_sobolev_parts(
     model_noise: th.Tensor,
     smoothing: th.Tensor,
     xi: th.Tensor,
+    real_outcome: tuple[th.Tensor, th.Tensor] | None = None,
 ) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
     """
     The pieces of the full Sobolev target, by the chain rule instead of ``|S| + |A|`` tangents through everything.
@@ -349,6 +385,9 @@ def _full_sobolev_parts(
             out[..., obs_dim],
             jac[..., obs_dim, :],
         )
+    if real_outcome is not None:  # the hybrid target: real values, the model's Jacobian
+        next_obs = real_outcome[0].unsqueeze(1).expand_as(next_obs)
+        rewards = real_outcome[1].reshape(-1, 1).expand_as(rewards)
     next_flat = next_obs.reshape(batch * n_draws, obs_dim)
     next_jac = next_jac.reshape(batch * n_draws, obs_dim, -1)  # ds'/dx
     policy, policy_jac = per_row_jacobian_reverse(

@@ -108,6 +108,20 @@ class WorldModel(nn.Module):
         """Normalised ``(Delta s, r)`` ``(B, n, S + 1)`` from standard normal ``noise`` ``(B, n, latent_dim)``."""
         raise NotImplementedError
 
+    def posterior_noise(
+        self, obs: th.Tensor, actions: th.Tensor, next_obs: th.Tensor, rewards: th.Tensor, n_samples: int = 1
+    ) -> th.Tensor:
+        """
+        Standard normal draws ``(B, n, latent_dim)`` that explain an observed transition: the noise :meth:`sample`
+        maps to (about) the real ``(s', r)`` of ``(s, a)``. The hybrid Sobolev target takes the model's Jacobian
+        at these draws, so that the derivative belongs to the transition that happened (the noise inference of
+        SVG(1), Heess et al. 2015).
+
+        :param obs: ``(B, S)``; ``actions``: ``(B, A)``; ``next_obs``: ``(B, S)``; ``rewards``: ``(B,)`` or ``(B, 1)``
+        :raises NotImplementedError: for a world model that cannot infer its noise (callers fall back to the prior)
+        """
+        raise NotImplementedError
+
     def sample(
         self, obs: th.Tensor, actions: th.Tensor, n_samples: int = 1, noise: th.Tensor | None = None
     ) -> tuple[th.Tensor, th.Tensor]:
@@ -211,6 +225,18 @@ class CVAEWorldModel(WorldModel):
         )
         total = nll + self.kl_weight * kl
         return total, {"recon": nll.item(), "kl": kl.item()}
+
+    def posterior_noise(
+        self, obs: th.Tensor, actions: th.Tensor, next_obs: th.Tensor, rewards: th.Tensor, n_samples: int = 1
+    ) -> th.Tensor:
+        """Draws ``eps ~ q(eps | s, a, s', r)`` of the encoder, in the prior's standard units ``(eps - mu_p) / sigma_p``."""
+        target_n = self._targets(obs, next_obs, rewards)
+        cond = self._condition(obs, actions)
+        q_mean, q_log_std = self._gaussian(self.encoder, th.cat([cond, target_n], dim=-1))
+        p_mean, p_log_std = self._gaussian(self.prior, cond)
+        draws = th.randn(q_mean.shape[0], n_samples, self.latent_dim, dtype=q_mean.dtype, device=q_mean.device)
+        eps = q_mean.unsqueeze(1) + q_log_std.exp().unsqueeze(1) * draws
+        return (eps - p_mean.unsqueeze(1)) * (-p_log_std).exp().unsqueeze(1)
 
     def _sample_normalized(self, noise: th.Tensor, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
         """The decoder's mean at ``eps = mu_p(s, a) + sigma_p(s, a) * noise``: all randomness is in the latent."""
@@ -353,6 +379,13 @@ class RealNVPWorldModel(WorldModel):
             y = (y - shift) * th.exp(-log_scale)
             log_det = log_det - log_scale.sum(-1)
         return y, log_det
+
+    def posterior_noise(
+        self, obs: th.Tensor, actions: th.Tensor, next_obs: th.Tensor, rewards: th.Tensor, n_samples: int = 1
+    ) -> th.Tensor:
+        """The flow's inverse of the real transition, exact, repeated ``n_samples`` times: ``(B, n, latent_dim)``."""
+        target_n = self._targets(obs, next_obs, rewards).unsqueeze(1)
+        return self.inverse(target_n, obs, actions)[0].expand(-1, n_samples, -1)
 
     def log_prob(self, obs: th.Tensor, actions: th.Tensor, next_obs: th.Tensor, rewards: th.Tensor) -> th.Tensor:
         """Log-density ``(B,)`` of the normalised target ``(Delta s, r)`` given ``(s, a)``."""

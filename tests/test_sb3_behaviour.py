@@ -209,7 +209,6 @@ def test_non_box_action_space_refused_like_td3_and_tqc():
         (dict(world_model="diffusion"), "world_model"),
         (dict(sobolev_inputs="state"), "sobolev_inputs"),
         (dict(n_samples=4, n_target_model_draws=3), "n_target_model_draws"),
-        (dict(sobolev=False, distributional=False), "TD3"),
     ],
 )
 def test_bad_hyperparameters_raise_at_construction(kwargs, argument):

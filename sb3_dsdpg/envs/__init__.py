@@ -1,4 +1,5 @@
-"""Benchmark environments of sb3_dsdpg: the noise wrappers, the hidden-bonus point mass, and their gymnasium IDs.
+"""Benchmark environments of sb3_dsdpg: the noise wrappers, the hidden-bonus point mass, their gymnasium IDs, and
+the known reward functions of the tasks that have one.
 
 Importing this module registers ``sb3_dsdpg/<Base>-ObsNoise-v<k>`` and ``sb3_dsdpg/<Base>-DynNoise-v<k>`` for the
 bases Ant-v5, HalfCheetah-v5, Hopper-v5, Walker2d-v5, Humanoid-v5, InvertedDoublePendulum-v5 and Pendulum-v1, and
@@ -15,6 +16,7 @@ from sb3_dsdpg.envs.registration import (
     register_envs,
     registered_ids,
 )
+from sb3_dsdpg.envs.rewards import known_reward_fn, pendulum_reward, point_mass_reward_fn
 from sb3_dsdpg.envs.wrappers import GaussianDynamicsNoise, MultiplicativeObservationNoise
 
 register_envs()
@@ -24,9 +26,12 @@ __all__ = [
     "GaussianDynamicsNoise",
     "MultiplicativeObservationNoise",
     "PointMassBonusEnv",
+    "known_reward_fn",
     "make_dyn_noise_env",
     "make_obs_noise_env",
     "noisy_env_id",
+    "pendulum_reward",
+    "point_mass_reward_fn",
     "register_envs",
     "registered_ids",
 ]
