@@ -46,21 +46,28 @@ from sb3_dsdpg.world_models import CVAEWorldModel, RealNVPWorldModel, WorldModel
 SelfDSDPG = TypeVar("SelfDSDPG", bound="DSDPG")
 
 
-def _saved_attribute_names(path: str | pathlib.Path | io.BufferedIOBase) -> set[str] | None:
-    """The attribute names in the ``data`` entry of a saved zip (None if it cannot be read here)."""
+def _saved_data(path: str | pathlib.Path | io.BufferedIOBase) -> dict[str, Any] | None:
+    """The ``data`` entry of a saved zip as a dict (None if it cannot be read here); a stream is left where it was."""
     try:
         if isinstance(path, str | pathlib.Path):
             candidates = [pathlib.Path(path), pathlib.Path(f"{path}.zip")]
             path = next(candidate for candidate in candidates if candidate.is_file())
             with zipfile.ZipFile(path) as archive:
-                return set(json.loads(archive.read("data")))
+                return json.loads(archive.read("data"))
         position = path.tell()
         with zipfile.ZipFile(path) as archive:
-            names = set(json.loads(archive.read("data")))
+            data = json.loads(archive.read("data"))
         path.seek(position)
-        return names
+        return data
     except (StopIteration, OSError, KeyError, ValueError, zipfile.BadZipFile, AttributeError):
         return None
+
+
+def _saved_algorithm(data: dict[str, Any] | None) -> str | None:
+    """The module of the policy class a zip's data names (e.g. ``stable_baselines3.td3.policies``), None if unknown."""
+    policy_class = (data or {}).get("policy_class")
+    module = policy_class.get("__module__") if isinstance(policy_class, dict) else None
+    return module if isinstance(module, str) else None
 
 
 LOSSES = ("msmmd", "mmd")
@@ -354,6 +361,11 @@ class DSDPG(OffPolicyAlgorithm):
         def fail(message: str) -> None:
             raise ValueError(message)
 
+        batch_size = self.batch_size
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
+            fail(f"batch_size must be a positive int (the minibatch size), got {batch_size!r}.")
+        if not (isinstance(self.gamma, int | float) and 0.0 <= self.gamma <= 1.0):
+            fail(f"gamma must be a discount factor in [0, 1], got {self.gamma!r}.")
         if self.target_returns not in TARGET_RETURNS:
             fail(f"target_returns must be one of {TARGET_RETURNS}, got {self.target_returns!r}.")
         if self.critic_actions == "policy" and self.target_returns == "real":
@@ -862,7 +874,14 @@ class DSDPG(OffPolicyAlgorithm):
     @classmethod
     def load(cls: type[SelfDSDPG], path: str | pathlib.Path | io.BufferedIOBase, *args: Any, **kwargs: Any) -> SelfDSDPG:  # type: ignore[override]
         """SB3's ``load``; an argument the zip lacks (written by an older version) gets the value that version used."""
-        saved = _saved_attribute_names(path)
+        data = _saved_data(path)
+        saved = None if data is None else set(data)
+        saved_by = _saved_algorithm(data)
+        if saved_by is not None and not saved_by.startswith("sb3_dsdpg"):
+            raise ValueError(
+                f"This zip was saved by {saved_by} (its policy class), not by DSDPG: load it with that algorithm's "
+                "load(), e.g. stable_baselines3.TD3.load or sb3_contrib.TQC.load."
+            )
         model = super().load(path, *args, **kwargs)
         for name, value in LEGACY_DEFAULTS.items():
             if saved is not None and name not in saved and name not in kwargs:

@@ -79,7 +79,11 @@ class FactorizedSampleNet(nn.Module):
     ):
         super().__init__()
         if len(net_arch) == 0:
-            raise ValueError("The factorized critic needs at least one hidden layer in net_arch.")
+            raise ValueError(
+                "The factorized critic (critic_architecture='factorized', the default) needs at least one hidden layer "
+                "in net_arch: its psi(s, a) is that layer. Give net_arch a hidden layer, or use "
+                "policy_kwargs=dict(net_arch=[], critic_architecture='concat') for critics linear in [s, a, xi]."
+            )
         self.features_dim = features_dim
         self.psi_layers = nn.ModuleList()
         last = features_dim + action_dim

@@ -246,3 +246,36 @@ def test_non_finite_loss_stops_training(kwargs, which):
     model = _small(NanReward(gym.make("Pendulum-v1")), learning_starts=20, **kwargs)
     with pytest.raises(RuntimeError, match=f"Non-finite {which}"):
         model.learn(40)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(batch_size=0), "batch_size must be a positive int"),
+        (dict(batch_size=-3), "batch_size must be a positive int"),
+        (dict(gamma=1.5), r"gamma must be a discount factor in \[0, 1\]"),
+        (dict(gamma=-0.1), r"gamma must be a discount factor in \[0, 1\]"),
+        (dict(policy_kwargs=dict(net_arch=[])), "critic_architecture='concat'"),
+    ],
+)
+def test_inputs_that_used_to_fail_deep_inside_are_refused_at_construction(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DSDPG("MlpPolicy", "Pendulum-v1", **kwargs)
+
+
+def test_empty_net_arch_works_with_the_concat_critic():
+    model = DSDPG(
+        "MlpPolicy", "Pendulum-v1", policy_kwargs=dict(net_arch=[], critic_architecture="concat"),
+        learning_starts=50, batch_size=16, n_samples=4, seed=0,
+    )  # fmt: skip
+    model.learn(80)
+    assert model.critic.nets[0][0].in_features == 3 + 1 + model.critic.noise_dim and len(model.critic.nets[0]) == 1
+
+
+@pytest.mark.parametrize("algo", [TD3, TQC])
+def test_loading_another_algorithms_zip_names_it(tmp_path, algo):
+    algo("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(net_arch=[8])).save(tmp_path / "other.zip")
+    with pytest.raises(ValueError, match=rf"saved by {algo.__module__.rsplit('.', 1)[0]}.*not by DSDPG"):
+        DSDPG.load(tmp_path / "other.zip")
+    with open(tmp_path / "other.zip", "rb") as stream, pytest.raises(ValueError, match="not by DSDPG"):
+        DSDPG.load(stream)
