@@ -37,6 +37,9 @@ TASKS: dict[str, tuple[str, dict, int]] = {
     "idp-dynnoise": ("sb3_dsdpg/InvertedDoublePendulum-DynNoise-v5", {}, 6_000),
 }
 
+# The tasks with a known reward function (sb3_dsdpg.envs.known_reward_fn), where the R6 rungs run.
+KNOWN_REWARD_TASKS = ("pointmass", "pendulum", "pendulum-dynnoise")
+
 # The base every DSDPG rung writes out: the arguments whose default the ladder may move.
 BASE = dict(
     activation="relu",
@@ -303,7 +306,13 @@ def main() -> None:
     rows = read_rows(path)
     if not args.report_only:
         done = {(r["task"], r["rung"], int(r["seed"])) for r in rows}
-        jobs = [(t, r, s) for s in args.seeds for t in args.tasks for r in args.rungs if (t, r, s) not in done]
+        jobs = [
+            (t, r, s)
+            for s in args.seeds
+            for t in args.tasks
+            for r in args.rungs
+            if (t, r, s) not in done and (RUNGS[r][2].get("reward_fn") != "task" or t in KNOWN_REWARD_TASKS)
+        ]
         print(f"{len(jobs)} runs to do ({len(done)} in {path}), {args.jobs} at a time", flush=True)
         start = time.time()
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:

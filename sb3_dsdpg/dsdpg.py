@@ -23,6 +23,7 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.save_util import json_to_data
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, ReplayBufferSamples, Schedule
 from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
 from torch.nn import functional as F
@@ -70,12 +71,23 @@ def _saved_algorithm(data: dict[str, Any] | None) -> str | None:
     return module if isinstance(module, str) else None
 
 
+def _saved_policy_kwargs(data: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The ``policy_kwargs`` a zip's data holds, deserialised (None if absent or unreadable)."""
+    if not data or "policy_kwargs" not in data:
+        return None
+    try:
+        value = json_to_data(json.dumps({"policy_kwargs": data["policy_kwargs"]}))["policy_kwargs"]
+    except (TypeError, ValueError):
+        return None
+    return dict(value) if isinstance(value, dict) else None
+
+
 LOSSES = ("msmmd", "mmd")
 WORLD_MODELS = ("cvae", "realnvp")
 CRITIC_ACTIONS = ("auto", "replay", "policy")
 TARGET_RETURNS = ("auto", "model", "real")
 # What target_returns="auto" means (see the ladder in docs/ablations.md).
-DEFAULT_TARGET_RETURNS = "model"
+DEFAULT_TARGET_RETURNS = "real"
 # Values for the arguments a zip written by an older version lacks: what that version did.
 LEGACY_DEFAULTS: dict[str, Any] = {
     "critic_actions": "replay",
@@ -208,7 +220,8 @@ class DSDPG(OffPolicyAlgorithm):
         drawn from the world model (the paper's Sobolev target); ``"real"``, the replay's real ``(s', r)`` (for
         ``sobolev=True`` the hybrid target: real returns, with the gradient part through the world model at the
         noise that explains the real transition and the target networks at the real ``s'``; needs replay actions);
-        ``"auto"`` (default): ``"model"``, and ``"real"`` for ``sobolev=False``. With ``sobolev=False``, ``"model"``
+        ``"auto"`` (default): ``"model"``; ``"model"`` with ``critic_actions="policy"``; ``"real"`` for
+        ``sobolev=False``. With ``sobolev=False``, ``"model"``
         gives a return-only critic whose targets go through the world model (a rung of the ladder in docs/ablations.md)
     :param reward_fn: a known differentiable reward ``r(obs, actions, next_obs)`` of torch tensors (flat
         observations, actions in the policy's ``[-1, 1]`` units, leading dimensions broadcast, env reward units) that
@@ -338,8 +351,8 @@ class DSDPG(OffPolicyAlgorithm):
         self.sobolev_inputs = sobolev_inputs
         self.sobolev_directions = sobolev_directions
         self.target_returns = target_returns
-        if target_returns == "auto":
-            self.target_returns = DEFAULT_TARGET_RETURNS if sobolev else "real"
+        if target_returns == "auto":  # the policy's actions have no real outcome; the return-only baseline no model
+            self.target_returns = "model" if critic_actions == "policy" else DEFAULT_TARGET_RETURNS if sobolev else "real"
         self.critic_actions = critic_actions
         if critic_actions == "auto":
             self.critic_actions = "policy" if sobolev and self.target_returns == "model" else "replay"
@@ -882,10 +895,19 @@ class DSDPG(OffPolicyAlgorithm):
                 f"This zip was saved by {saved_by} (its policy class), not by DSDPG: load it with that algorithm's "
                 "load(), e.g. stable_baselines3.TD3.load or sb3_contrib.TQC.load."
             )
+        legacy = {name: value for name, value in LEGACY_DEFAULTS.items() if saved is not None and name not in saved}
+        legacy = {name: value for name, value in legacy.items() if name not in kwargs}
+        if "target_returns" in legacy:  # written while SiLU was the policy's default activation
+            policy_kwargs = _saved_policy_kwargs(data)
+            if policy_kwargs is not None and "activation_fn" not in policy_kwargs:
+                custom_objects = dict(kwargs.pop("custom_objects", None) or {})
+                custom_objects.setdefault("policy_kwargs", {**policy_kwargs, "activation_fn": th.nn.SiLU})
+                kwargs["custom_objects"] = custom_objects
         model = super().load(path, *args, **kwargs)
-        for name, value in LEGACY_DEFAULTS.items():
-            if saved is not None and name not in saved and name not in kwargs:
-                setattr(model, name, value)
+        for name, value in legacy.items():
+            setattr(model, name, value)
+        if legacy:
+            model._select_critic_variant()
         return model
 
     def _excluded_save_params(self) -> list[str]:

@@ -60,12 +60,16 @@ def test_policy_actions_train_the_critic_only():
 def test_bad_critic_actions_raise():
     with pytest.raises(ValueError, match=r"critic_actions must be one of \('auto', 'replay', 'policy'\)"):
         DSDPG("MlpPolicy", "Pendulum-v1", critic_actions="pi")
-    with pytest.raises(ValueError, match="needs target_returns='model'"):  # no model of the policy's outcome
-        DSDPG("MlpPolicy", "Pendulum-v1", critic_actions="policy", sobolev=False)
+    with pytest.raises(ValueError, match="needs target_returns='model'"):  # the policy's actions have no real outcome
+        DSDPG("MlpPolicy", "Pendulum-v1", critic_actions="policy", sobolev=False, target_returns="real")
+    # Return-only at the policy's actions: next state and reward from the world model.
+    model = DSDPG("MlpPolicy", "Pendulum-v1", critic_actions="policy", sobolev=False)
+    assert model.target_returns == "model" and model.world_model is not None
 
 
-def test_auto_critic_actions_are_the_policys_with_a_world_model():
-    assert DSDPG("MlpPolicy", "Pendulum-v1").critic_actions == "policy"
+def test_auto_critic_actions_are_the_policys_with_the_world_models_returns():
+    assert DSDPG("MlpPolicy", "Pendulum-v1").critic_actions == "replay"  # the hybrid target needs real outcomes
+    assert DSDPG("MlpPolicy", "Pendulum-v1", target_returns="model").critic_actions == "policy"
     assert DSDPG("MlpPolicy", "Pendulum-v1", sobolev=False).critic_actions == "replay"
     assert DSDPG("MlpPolicy", "Pendulum-v1", critic_actions="replay").critic_actions == "replay"
 

@@ -27,17 +27,19 @@ def test_each_variant_gives_the_critic_loss_it_gave_before(name):
 @pytest.mark.parametrize(
     "kwargs, expected",
     [
-        (dict(), ("_sobolev_targets", "_online_action_gradient", "_distributional_objective")),
-        (dict(distributional=False), ("_sobolev_targets", "_online_action_gradient", "_deterministic_objective")),
+        (dict(), ("_hybrid_targets", "_online_action_gradient", "_distributional_objective")),
+        (dict(target_returns="model"), ("_sobolev_targets", "_online_action_gradient", "_distributional_objective")),
+        (dict(distributional=False), ("_hybrid_targets", "_online_action_gradient", "_deterministic_objective")),
         (dict(sobolev=False), ("_return_targets", "_online_returns", "_distributional_objective")),
+        (dict(sobolev=False, distributional=False), ("_return_targets", "_online_returns", "_td_objective")),
         (
             dict(sobolev_inputs="state_action"),
-            ("_sobolev_targets", "_online_state_action_gradient", "_distributional_objective"),
+            ("_hybrid_targets", "_online_state_action_gradient", "_distributional_objective"),
         ),
-        (dict(sobolev_directions=1), ("_sobolev_targets", "_online_directional", "_distributional_objective")),
+        (dict(sobolev_directions=1), ("_hybrid_targets", "_online_directional", "_distributional_objective")),
         (
             dict(sobolev_inputs="state_action", sobolev_directions=2, distributional=False),
-            ("_sobolev_targets", "_online_directional", "_deterministic_objective"),
+            ("_hybrid_targets", "_online_directional", "_deterministic_objective"),
         ),
     ],
 )

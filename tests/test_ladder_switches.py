@@ -313,7 +313,7 @@ def test_reward_fn_gives_the_reward_part_of_the_target():
         (dict(target_returns="real", critic_actions="policy"), "critic_actions='policy' needs target_returns='model'"),
         (dict(sobolev=False, reward_fn=pendulum_reward), "reward_fn replaces the world model's reward"),
         (dict(reward_fn="pendulum"), "reward_fn must be None or a callable"),
-        (dict(sobolev=False, critic_actions="policy"), "critic_actions='policy' needs target_returns='model'"),
+        (dict(sobolev=False, critic_actions="policy", target_returns="real"), "needs target_returns='model'"),
     ],
 )
 def test_bad_switch_combinations_are_refused(kwargs, match):

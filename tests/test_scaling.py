@@ -158,7 +158,7 @@ def test_units_survive_save_and_load(tmp_path):
     loaded = DSDPG.load(tmp_path / "model.zip")
     assert loaded.reward_scale == model.reward_scale != "auto"
     assert th.equal(loaded._sample_scale, model._sample_scale)
-    assert loaded.normalize_samples and loaded.critic_actions == "policy"
+    assert loaded.normalize_samples and loaded.critic_actions == "replay" and loaded.target_returns == "real"
 
 
 def test_a_zip_of_an_older_version_keeps_its_units(tmp_path):
@@ -168,7 +168,7 @@ def test_a_zip_of_an_older_version_keeps_its_units(tmp_path):
     zip_without(
         tmp_path / "new.zip",
         tmp_path / "old.zip",
-        ("critic_actions", "reward_scale", "normalize_samples", "world_model_warmup_steps"),
+        ("critic_actions", "reward_scale", "normalize_samples", "world_model_warmup_steps", "target_returns", "reward_fn"),
     )
     old = DSDPG.load(tmp_path / "old.zip")
     assert (old.critic_actions, old.reward_scale, old.normalize_samples, old.world_model_warmup_steps) == (
@@ -177,5 +177,10 @@ def test_a_zip_of_an_older_version_keeps_its_units(tmp_path):
         False,
         0,
     )
+    # ... with the world model's returns, SiLU networks (then the default), and the targets bound to match.
+    assert old.target_returns == "model" and old._critic_targets == old._sobolev_targets
+    assert isinstance(old.actor.mu[1], th.nn.SiLU)
     new = DSDPG.load(tmp_path / "new.zip")
-    assert (new.critic_actions, new.reward_scale, new.normalize_samples) == ("policy", "auto", True)
+    new_settings = (new.critic_actions, new.reward_scale, new.normalize_samples, new.target_returns)
+    assert new_settings == ("replay", "auto", True, "real")
+    assert isinstance(new.actor.mu[1], th.nn.ReLU) and new._critic_targets == new._hybrid_targets
