@@ -142,7 +142,9 @@ class DSDPG(OffPolicyAlgorithm):
     Paper: "Distributional value gradients for stochastic environments", Debes & Tuytelaars, ICLR 2026,
     https://arxiv.org/abs/2601.20071. A generative critic samples joint (return, action-gradient) pairs; it is
     trained by max-sliced MMD against Sobolev TD targets made differentiable by a learned cVAE world model, with
-    TQC-style truncation of the largest target samples; a deterministic actor ascends the expected return.
+    TQC-style truncation of the largest target samples; a deterministic actor ascends the expected return. By
+    default the targets' returns come from the real transitions and only their action gradients go through the world
+    model (``target_returns``); the paper's all-model target is ``target_returns="model"``.
 
     Arguments shared with TD3 mean what they mean there. The others:
 

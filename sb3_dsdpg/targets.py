@@ -3,7 +3,9 @@
 This module owns the Sobolev TD target ``y = r + gamma (1 - done) Z'(s', pi'(s') + noise, xi')`` with
 ``(s', r) = g(s, a, eps)`` from the world model, and its gradient part ``G`` taken through the world model, the
 target policy and the target critic (arXiv 2601.20071: "implemented via backpropagation through reparameterised
-simulators"); the return-only target from real transitions; the settings both take (:class:`TargetOptions`); the
+simulators"); its hybrid form, whose values are the real transition's and whose derivative is the model's at the
+latent that explains that transition (ours; the noise inference of SVG(1), Heess et al. 2015); the return-only
+target from real transitions; the settings both take (:class:`TargetOptions`); the
 one-step target for given draws (:func:`one_step_targets`, also what the diagnostics evaluate); the TQC-style
 truncation of the pooled target samples; and the conversion between Dict observations and the flat vectors the world
 model works on.
