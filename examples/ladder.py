@@ -105,6 +105,7 @@ RUNGS: dict[str, tuple[str | None, str, dict]] = {
         "reward from the task's known function",
         dsdpg(target_returns="model", critic_actions="policy", reward_fn="task"),
     ),
+    "R4 hybrid gw0.3": ("R4 hybrid", "the gradient part weighs 0.3 in the kernel (0: R2)", dsdpg(gradient_weight=0.3)),
     "R6 hybrid reward_fn": ("R4 hybrid", "reward from the task's known function", dsdpg(reward_fn="task")),
     "R6 hybrid wm5": (
         "R4 hybrid",

@@ -96,6 +96,7 @@ LEGACY_DEFAULTS: dict[str, Any] = {
     "world_model_warmup_steps": 0,
     "target_returns": "model",
     "reward_fn": None,
+    "gradient_weight": 1.0,
 }
 # Rate of the running (exponential) average of the target samples' scale, per update.
 SAMPLE_SCALE_RATE = 0.01
@@ -225,6 +226,11 @@ class DSDPG(OffPolicyAlgorithm):
         ``"auto"`` (default): ``"model"``; ``"model"`` with ``critic_actions="policy"``; ``"real"`` for
         ``sobolev=False``. With ``sobolev=False``, ``"model"``
         gives a return-only critic whose targets go through the world model (a rung of the ladder in docs/ablations.md)
+    :param gradient_weight: factor on the gradient part of every joint sample, online and target, before the kernel
+        (after ``normalize_samples``), distributional Sobolev variants only: 1 (default) compares the joint samples
+        as the paper does; 0 leaves the returns alone in the distance (with ``target_returns="real"`` that is the
+        return-only critic on real transitions); in between, the gradient part counts less (ours: a knob of the
+        ladder in docs/ablations.md)
     :param reward_fn: a known differentiable reward ``r(obs, actions, next_obs)`` of torch tensors (flat
         observations, actions in the policy's ``[-1, 1]`` units, leading dimensions broadcast, env reward units) that
         replaces the world model's reward in targets through the model, as MAGE takes the task's reward function;
@@ -296,6 +302,7 @@ class DSDPG(OffPolicyAlgorithm):
         normalize_samples: bool = True,
         world_model_warmup_steps: int | str = "auto",
         target_returns: str = "auto",
+        gradient_weight: float = 1.0,
         reward_fn: Callable[[th.Tensor, th.Tensor, th.Tensor], th.Tensor] | None = None,
         mage_gradient_weight: float = 5.0,
         huber_delta: float = 1.0,
@@ -359,6 +366,7 @@ class DSDPG(OffPolicyAlgorithm):
         if critic_actions == "auto":
             self.critic_actions = "policy" if sobolev and self.target_returns == "model" else "replay"
         self.reward_fn = reward_fn
+        self.gradient_weight = gradient_weight
         self.reward_scale = reward_scale
         self.normalize_samples = normalize_samples
         self.world_model_warmup_steps = world_model_warmup_steps
@@ -381,6 +389,9 @@ class DSDPG(OffPolicyAlgorithm):
             fail(f"batch_size must be a positive int (the minibatch size), got {batch_size!r}.")
         if not (isinstance(self.gamma, int | float) and 0.0 <= self.gamma <= 1.0):
             fail(f"gamma must be a discount factor in [0, 1], got {self.gamma!r}.")
+        weight = self.gradient_weight
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0.0 <= weight < np.inf:
+            fail(f"gradient_weight must be a float >= 0 (1: the paper's joint samples), got {weight!r}.")
         if self.target_returns not in TARGET_RETURNS:
             fail(f"target_returns must be one of {TARGET_RETURNS}, got {self.target_returns!r}.")
         if self.critic_actions == "policy" and self.target_returns == "real":
@@ -568,6 +579,10 @@ class DSDPG(OffPolicyAlgorithm):
         if self.normalize_samples:
             scale = self._update_sample_scale(target)
             online, target = online / scale, target / scale
+        if self.gradient_weight != 1.0 and online.shape[-1] > 1:
+            weights = th.full((online.shape[-1],), float(self.gradient_weight), dtype=online.dtype, device=online.device)
+            weights[0] = 1.0
+            online, target = online * weights, target * weights
         batch, n_critics, n, dim = online.shape
         x = online.reshape(batch * n_critics, n, dim)
         y = target.unsqueeze(1).expand(-1, n_critics, -1, -1).reshape(batch * n_critics, target.shape[1], dim)

@@ -313,6 +313,7 @@ def test_reward_fn_gives_the_reward_part_of_the_target():
         (dict(target_returns="real", critic_actions="policy"), "critic_actions='policy' needs target_returns='model'"),
         (dict(sobolev=False, reward_fn=pendulum_reward), "reward_fn replaces the world model's reward"),
         (dict(reward_fn="pendulum"), "reward_fn must be None or a callable"),
+        (dict(gradient_weight=-1.0), "gradient_weight must be a float >= 0"),
         (dict(sobolev=False, critic_actions="policy", target_returns="real"), "needs target_returns='model'"),
     ],
 )
@@ -338,3 +339,26 @@ def test_auto_settings_follow_the_switches(tmp_path, kwargs, targets, critic_act
     model.save(tmp_path / "model.zip")
     loaded = DSDPG.load(tmp_path / "model.zip", device="cpu")
     assert loaded._critic_targets == getattr(loaded, targets) and loaded.target_returns == model.target_returns
+
+
+@pytest.mark.usefixtures("float64_observations")
+def test_gradient_weight_scales_the_gradient_part_in_the_kernel():
+    """0 leaves the returns alone: the hybrid's loss is then the return-only loss on the same samples; 1 is unchanged."""
+    model = float64_model("Pendulum-v1", "factorized", target_returns="real", normalize_samples=False)
+    online = th.randn(6, 2, 4, 2, dtype=th.float64, generator=th.Generator().manual_seed(0))
+    target = th.randn(6, 7, 2, dtype=th.float64, generator=th.Generator().manual_seed(1))
+    th.manual_seed(0)
+    joint = model._distribution_loss(online, target)
+    model.gradient_weight = 0.0
+    th.manual_seed(0)
+    returns_only = model._distribution_loss(online[..., :1], target[..., :1])
+    th.manual_seed(0)
+    assert model._distribution_loss(online, target).item() == pytest.approx(returns_only.item(), rel=1e-10)
+    assert joint.item() != pytest.approx(returns_only.item(), rel=1e-3)
+    model.gradient_weight = 0.5  # half the gradient part: the loss of samples whose gradient part was halved
+    th.manual_seed(0)
+    half = model._distribution_loss(online, target)
+    model.gradient_weight = 1.0
+    scale = th.tensor([1.0, 0.5], dtype=th.float64)
+    th.manual_seed(0)
+    assert half.item() == pytest.approx(model._distribution_loss(online * scale, target * scale).item(), rel=1e-10)
