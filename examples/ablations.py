@@ -87,6 +87,16 @@ def run(env_id: str, variant: str, seed: int, timesteps: int, eval_episodes: int
     return dict(env=env_id, variant=variant, seed=seed, timesteps=timesteps, eval_mean=mean, eval_std=std, seconds=seconds)
 
 
+def append_row(path: str, fields: list[str], row: dict) -> None:
+    """Append ``row`` to the csv at ``path``, writing the header first if the file is new (what makes sweeps resumable)."""
+    new_file = not os.path.exists(path)
+    with open(path, "a", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=fields)
+        if new_file:
+            writer.writeheader()
+        writer.writerow(row)
+
+
 def read_rows(path: str) -> list[dict]:
     if not os.path.exists(path):
         return []
@@ -115,29 +125,43 @@ def write_table(rows: list[dict], out: str) -> str:
     return table
 
 
-def plot(rows: list[dict], path: str) -> None:
-    """One panel per env: each seed's score as a dot and the mean as a bar, per variant."""
+def plot_panels(panels: dict[str, dict[str, list[float]]], path: str, title: str, width: float = 6.0) -> None:
+    """
+    One panel per entry of ``panels`` (panel title -> name -> scores): each score as a dot and their mean as a bar,
+    one position per name (a name without scores keeps its place, empty). Also the ladder's figure.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    envs = [env for env in ENVS if any(r["env"] == env for r in rows)]
-    fig = Figure(figsize=(6 * len(envs), 4.2), layout="constrained")
+    fig = Figure(figsize=(width * len(panels), 4.6), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(envs), squeeze=False)[0]
-    names = list(VARIANTS)
-    for ax, env in zip(axes, envs, strict=True):
-        for i, variant in enumerate(names):
-            scores = [float(r["eval_mean"]) for r in rows if r["env"] == env and r["variant"] == variant]
-            if scores:
-                ax.bar(i, np.mean(scores), color=f"C{i}", alpha=0.5)
-                ax.scatter(np.full(len(scores), i), scores, color=f"C{i}", s=18, zorder=3)
-        ax.set_xticks(range(len(names)), [n.replace(" (", "\n(") for n in names], rotation=35, ha="right", fontsize=7)
-        ax.set_title(f"{env} ({ENVS[env] or 'defaults'})", fontsize=9)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (panel, named) in zip(axes, panels.items(), strict=True):
+        names = list(named)
+        for i, name in enumerate(names):
+            if named[name]:
+                ax.bar(i, np.mean(named[name]), color=f"C{i % 10}", alpha=0.5)
+                ax.scatter(np.full(len(named[name]), i), named[name], color=f"C{i % 10}", s=16, zorder=3)
+        ax.set_xticks(range(len(names)), [n.replace(" (", "\n(") for n in names], rotation=45, ha="right", fontsize=7)
+        ax.set_title(panel, fontsize=9)
         ax.set_ylabel("evaluation return after training")
-    budget = sorted({int(r["timesteps"]) for r in rows})
-    fig.suptitle(f"DSDPG ablations, {', '.join(map(str, budget))} env steps per run, dots: seeds", fontsize=10)
+    fig.suptitle(title, fontsize=10)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fig.savefig(path, dpi=110)
+
+
+def plot(rows: list[dict], path: str) -> None:
+    """One panel per env: each seed's score as a dot and the mean as a bar, per variant."""
+    envs = [env for env in ENVS if any(r["env"] == env for r in rows)]
+    panels = {
+        f"{env} ({ENVS[env] or 'defaults'})": {
+            variant: [float(r["eval_mean"]) for r in rows if r["env"] == env and r["variant"] == variant]
+            for variant in VARIANTS
+        }
+        for env in envs
+    }
+    budget = sorted({int(r["timesteps"]) for r in rows})
+    plot_panels(panels, path, f"DSDPG ablations, {', '.join(map(str, budget))} env steps per run, dots: seeds")
 
 
 def main() -> None:
@@ -171,12 +195,7 @@ def main() -> None:
         futures = [pool.submit(run, *job, args.timesteps, args.eval_episodes, args.save_models) for job in jobs]
         for future in as_completed(futures):
             row = future.result()
-            new_file = not os.path.exists(path)
-            with open(path, "a", newline="") as file:
-                writer = csv.DictWriter(file, fieldnames=FIELDS)
-                if new_file:
-                    writer.writeheader()
-                writer.writerow(row)
+            append_row(path, FIELDS, row)
             rows.append({k: str(v) for k, v in row.items()})
             print(
                 f"[{time.time() - start:6.0f} s] {row['env']} {row['variant']} seed {row['seed']}: "

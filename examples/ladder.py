@@ -27,6 +27,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numpy as np
+from ablations import append_row, plot_panels
 
 # name -> (gym id, env kwargs, env steps per run). Budgets: where TD3 and TQC reach a stable score on the
 # quickstart's settings within a few minutes of one core (see docs/ablations.md).
@@ -73,6 +74,18 @@ RUNGS: dict[str, tuple[str | None, str, dict]] = {
         dsdpg(sobolev=False, distributional=False, activation="silu"),
     ),
     "R2 return-only": ("R1 DSDPG as TD3", "generative critic, max-sliced MMD on returns, truncation", dsdpg(sobolev=False)),
+    "R2 mmd": ("R2 return-only", "plain MMD instead of max-sliced", dsdpg(sobolev=False, loss="mmd")),
+    "R2 no truncation": ("R2 return-only", "no target sample dropped", dsdpg(sobolev=False, top_samples_to_drop_per_critic=0)),
+    "R2 raw units": (
+        "R2 return-only",
+        "reward_scale=1, normalize_samples=False",
+        dsdpg(sobolev=False, reward_scale=1.0, normalize_samples=False),
+    ),
+    "R2 gaussian": (
+        "R2 return-only",
+        "Gaussian kernel mixture instead of the multiquadric",
+        dsdpg(sobolev=False, kernel="gaussian", kernel_bandwidth=[0.5, 1.0, 2.0]),
+    ),
     "R2 silu": ("R2 return-only", "activation SiLU (the old default)", dsdpg(sobolev=False, activation="silu")),
     "R3 model returns": (
         "R2 return-only",
@@ -271,25 +284,16 @@ def write_report(rows: list[dict], out: str) -> str:
 
 
 def plot(rows: list[dict], path: str) -> None:
-    """One panel per task: each seed's score as a dot and the mean as a bar, per rung."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    """One panel per task: each seed's score as a dot and the mean as a bar, per rung run on it."""
 
-    tasks = [task for task in TASKS if any(r["task"] == task for r in rows)]
-    fig = Figure(figsize=(5.5 * len(tasks), 4.8), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(tasks), squeeze=False)[0]
-    for ax, task in zip(axes, tasks, strict=True):
-        names = [rung for rung in RUNGS if scores(rows, task, rung)]
-        for i, rung in enumerate(names):
-            values = list(scores(rows, task, rung).values())
-            ax.bar(i, np.mean(values), color=f"C{i % 10}", alpha=0.5)
-            ax.scatter(np.full(len(values), i), values, color=f"C{i % 10}", s=14, zorder=3)
-        ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
-        ax.set_title(f"{task} ({TASKS[task][2]} steps)", fontsize=9)
-        ax.set_ylabel("evaluation return after training")
-    fig.suptitle("The ladder: return per rung (bars: mean, dots: seeds)", fontsize=10)
-    fig.savefig(path, dpi=100)
+    panels = {
+        f"{task} ({TASKS[task][2]} steps)": {
+            rung: list(scores(rows, task, rung).values()) for rung in RUNGS if scores(rows, task, rung)
+        }
+        for task in TASKS
+        if any(r["task"] == task for r in rows)
+    }
+    plot_panels(panels, path, "The ladder: return per rung (bars: mean, dots: seeds)", width=5.5)
 
 
 def main() -> None:
@@ -320,12 +324,7 @@ def main() -> None:
             futures = [pool.submit(run, *job, args.eval_episodes) for job in jobs]
             for future in as_completed(futures):
                 row = future.result()
-                new_file = not os.path.exists(path)
-                with open(path, "a", newline="") as file:
-                    writer = csv.DictWriter(file, fieldnames=FIELDS)
-                    if new_file:
-                        writer.writeheader()
-                    writer.writerow(row)
+                append_row(path, FIELDS, row)
                 rows.append({k: str(v) for k, v in row.items()})
                 print(f"[{time.time() - start:6.0f} s] {row['task']} {row['rung']} seed {row['seed']}: "
                       f"{row['eval_mean']:.1f} ({row['seconds']:.0f} s)", flush=True)  # fmt: skip

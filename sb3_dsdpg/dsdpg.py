@@ -642,31 +642,24 @@ class DSDPG(OffPolicyAlgorithm):
         return self.reward_fn(obs, actions, next_obs) / self.reward_scale
 
     def _sobolev_targets(
-        self, data: ReplayBufferSamples, discount: float | th.Tensor, directions: th.Tensor | None
+        self,
+        data: ReplayBufferSamples,
+        discount: float | th.Tensor,
+        directions: th.Tensor | None,
+        real_outcome: tuple[PyTorchObs, th.Tensor] | None = None,
     ) -> TDTargets:
-        """Sobolev target samples ``(B, K, N)`` and their gradient part, through the world model."""
+        """Sobolev target samples ``(B, K, N)`` and their gradient part, through the world model (see ``real_outcome``
+        of :func:`sobolev_td_targets` for the hybrid)."""
         assert self.world_model is not None
         networks = (self.world_model, self.actor_target, self.critic_target, self.observation_space)
-        return sobolev_td_targets(
-            *networks, data.observations, data.actions, data.dones, discount, self.target_options, directions
-        )
+        batch = (data.observations, data.actions, data.dones)
+        return sobolev_td_targets(*networks, *batch, discount, self.target_options, directions, real_outcome=real_outcome)
 
     def _hybrid_targets(
         self, data: ReplayBufferSamples, discount: float | th.Tensor, directions: th.Tensor | None
     ) -> TDTargets:
         """The hybrid Sobolev target: returns from the real ``(s', r)``, the gradient part through the world model."""
-        assert self.world_model is not None
-        networks = (self.world_model, self.actor_target, self.critic_target, self.observation_space)
-        return sobolev_td_targets(
-            *networks,
-            data.observations,
-            data.actions,
-            data.dones,
-            discount,
-            self.target_options,
-            directions,
-            real_outcome=(data.next_observations, data.rewards),
-        )
+        return self._sobolev_targets(data, discount, directions, real_outcome=(data.next_observations, data.rewards))
 
     def _model_return_targets(
         self, data: ReplayBufferSamples, discount: float | th.Tensor, directions: th.Tensor | None = None
