@@ -39,6 +39,7 @@ from sb3_dsdpg.targets import (
     one_step_targets,
     return_td_targets,
     sobolev_td_targets,
+    target_draws,
     truncate_pooled,
     unflatten_obs,
 )
@@ -666,23 +667,13 @@ class DSDPG(OffPolicyAlgorithm):
     ) -> tuple[th.Tensor, None]:
         """Return-only target samples ``(B, K, N)`` with next state and reward drawn from the world model."""
         assert self.world_model is not None
-        options = self.target_options
-        actions = data.actions
-        batch, n_draws = actions.shape[0], options.n_model_draws
+        options, actions = self.target_options, data.actions
+        flat_obs = flatten_obs(self.observation_space, data.observations, actions.dtype)
+        networks = (self.world_model, self.actor_target, self.critic_target, self.observation_space)
         with th.no_grad():
-            y = one_step_targets(
-                self.world_model,
-                self.actor_target,
-                self.critic_target,
-                self.observation_space,
-                flatten_obs(self.observation_space, data.observations, actions.dtype),
-                actions,
-                discount_not_done(discount, data.dones, actions.dtype),
-                th.randn(batch, n_draws, self.world_model.latent_dim, dtype=actions.dtype, device=actions.device),
-                options.smoothing_noise(batch * n_draws, actions),
-                options.critic_noise(self.critic_target, batch * n_draws, options.per_draw, actions.dtype),
-                options.reward_fn,
-            )
+            draws = target_draws(self.world_model, self.critic_target, flat_obs, actions, options)
+            discount = discount_not_done(discount, data.dones, actions.dtype)
+            y = one_step_targets(*networks, flat_obs, actions, discount, *draws, options.reward_fn)
         return y, None
 
     def _return_targets(
@@ -905,8 +896,11 @@ class DSDPG(OffPolicyAlgorithm):
                 f"This zip was saved by {saved_by} (its policy class), not by DSDPG: load it with that algorithm's "
                 "load(), e.g. stable_baselines3.TD3.load or sb3_contrib.TQC.load."
             )
-        legacy = {name: value for name, value in LEGACY_DEFAULTS.items() if saved is not None and name not in saved}
-        legacy = {name: value for name, value in legacy.items() if name not in kwargs}
+        legacy = {
+            name: value
+            for name, value in LEGACY_DEFAULTS.items()
+            if saved is not None and name not in saved and name not in kwargs
+        }
         if "target_returns" in legacy:  # written while SiLU was the policy's default activation
             policy_kwargs = _saved_policy_kwargs(data)
             if policy_kwargs is not None and "activation_fn" not in policy_kwargs:

@@ -152,8 +152,7 @@ def target_with_tangents(
                 (next_obs, d_next_obs),
             )
         if real_outcome is not None:
-            next_obs = real_outcome[0].unsqueeze(1).expand_as(next_obs)
-            rewards = real_outcome[1].reshape(-1, 1).expand_as(rewards)
+            next_obs, rewards = on_real_outcome(next_obs, rewards, real_outcome)
         next_obs = next_obs.reshape(-1, next_obs.shape[-1])  # (B * M, S)
         d_next_obs = d_next_obs.reshape(d_next_obs.shape[0], *next_obs.shape)  # type: ignore[union-attr]
         next_actions, d_next_actions = _clamp(*_mlp(actor_target.mu, next_obs, d_next_obs), smoothing, -1.0, 1.0)
@@ -164,6 +163,13 @@ def target_with_tangents(
         z = th.stack([value for value, _ in duals], dim=1)  # (B * M, K, P)
         d_z = th.stack([tangent for _, tangent in duals], dim=-1)  # (k, B * M, P, K)
     return rewards, d_rewards.movedim(0, -1), z, d_z.permute(1, 3, 2, 0)  # type: ignore[union-attr]
+
+
+def on_real_outcome(
+    next_obs: th.Tensor, rewards: th.Tensor, real_outcome: tuple[th.Tensor, th.Tensor]
+) -> tuple[th.Tensor, th.Tensor]:
+    """The model's draws ``(B, M, S)`` and ``(B, M)`` replaced by the real ``(B, S)`` and ``(B,)`` (tangents are kept)."""
+    return real_outcome[0].unsqueeze(1).expand_as(next_obs), real_outcome[1].reshape(-1, 1).expand_as(rewards)
 
 
 def _known_reward(

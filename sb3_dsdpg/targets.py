@@ -20,6 +20,7 @@ cotangents) and target critic (its own input gradients) by the chain rule, cheap
 tangents through all three.
 """
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,7 +29,7 @@ from gymnasium import spaces
 from stable_baselines3.common.type_aliases import PyTorchObs
 from torch.func import jvp, vjp, vmap
 
-from sb3_dsdpg.tangents import target_with_tangents, world_model_with_tangents
+from sb3_dsdpg.tangents import on_real_outcome, target_with_tangents, world_model_with_tangents
 
 
 def flatten_obs(observation_space: spaces.Space, obs: PyTorchObs, dtype: th.dtype = th.float32) -> th.Tensor:
@@ -207,6 +208,32 @@ def one_step_targets(
     return _rewards_in_sample_order(rewards, z.shape[1], z.shape[2]) + discount * _critic_in_sample_order(z, batch)
 
 
+def target_draws(
+    world_model: th.nn.Module,
+    critic_target: th.nn.Module,
+    flat_obs: th.Tensor,
+    actions: th.Tensor,
+    options: TargetOptions,
+    real_outcome: tuple[th.Tensor, th.Tensor] | None = None,
+) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+    """
+    The random draws of a target through the world model, in this order: the model's noise ``(B, M, latent_dim)``
+    (prior draws, or with ``real_outcome`` (flat next observations, rewards ``(B,)``) the draws that explain it,
+    :meth:`WorldModel.posterior_noise`, where the model can infer them), the clipped smoothing ``(B * M, A)`` and the
+    target critic's noise.
+    """
+    batch, n_draws = actions.shape[0], options.n_model_draws
+    model_noise = None
+    if real_outcome is not None:
+        with th.no_grad(), contextlib.suppress(NotImplementedError):
+            model_noise = world_model.posterior_noise(flat_obs, actions, *real_outcome, n_draws).to(actions.dtype)
+    if model_noise is None:
+        model_noise = th.randn(batch, n_draws, world_model.latent_dim, dtype=actions.dtype, device=actions.device)
+    smoothing = options.smoothing_noise(batch * n_draws, actions)
+    xi = options.critic_noise(critic_target, batch * n_draws, options.per_draw, actions.dtype)
+    return model_noise, smoothing, xi
+
+
 def sobolev_td_targets(
     world_model: th.nn.Module,
     actor_target: th.nn.Module,
@@ -230,33 +257,23 @@ def sobolev_td_targets(
     :param directions: ``(B, k, A)`` (``"state_action"``: ``(B, k, S + A)``, state part first), per batch row: return
         the directional derivatives ``G_j = u_j . dy/dx`` along each row's ``k`` directions, by ``k`` forward
         tangents through world model, target actor and target critic, instead of the full gradient
-    :return: ``y`` ``(B, n_critics, n_samples)`` and ``G`` ``(B, n_critics, n_samples, A)`` (``"state_action"``:
-        ``(B, n_critics, n_samples, S + A)``, state part first; with ``directions``: ``(B, n_critics, n_samples, k)``)
     :param real_outcome: the batch's real next observations and rewards ``(B, 1)``: the hybrid target. Its values
         are the return-only target's on the real ``(s', r)`` (same smoothing and critic draws); its gradient part
         is the model's chain rule evaluated at the real ``s'`` (target actor and critics there), with the model's
         Jacobian at the noise that explains the real transition (:meth:`WorldModel.posterior_noise`, else prior
         draws)
+    :return: ``y`` ``(B, n_critics, n_samples)`` and ``G`` ``(B, n_critics, n_samples, A)`` (``"state_action"``:
+        ``(B, n_critics, n_samples, S + A)``, state part first; with ``directions``: ``(B, n_critics, n_samples, k)``)
     """
-    batch, n_draws = actions.shape[0], options.n_model_draws
+    batch = actions.shape[0]
     flat_obs = flatten_obs(observation_space, obs, actions.dtype)
     real = None
-    # Every random draw happens here, outside the differentiated function.
-    if real_outcome is None:
-        model_noise = th.randn(batch, n_draws, world_model.latent_dim, dtype=actions.dtype, device=actions.device)
-    else:
+    if real_outcome is not None:
         real = (flatten_obs(observation_space, real_outcome[0], actions.dtype), real_outcome[1].reshape(-1))
-        with th.no_grad():
-            try:
-                model_noise = world_model.posterior_noise(flat_obs, actions, real[0], real[1], n_draws).to(actions.dtype)
-            except NotImplementedError:
-                model_noise = th.randn(batch, n_draws, world_model.latent_dim, dtype=actions.dtype, device=actions.device)
-    smoothing = options.smoothing_noise(batch * n_draws, actions)
-    xi = options.critic_noise(critic_target, batch * n_draws, options.per_draw, actions.dtype)
+    # Every random draw happens here, outside the differentiated function.
+    draws = target_draws(world_model, critic_target, flat_obs, actions, options, real)
     discount = discount_not_done(gamma, dones, actions.dtype)  # (B, 1, 1)
     networks = (world_model, actor_target, critic_target)
-
-    draws = (model_noise, smoothing, xi)
     extras = (options.reward_fn, real)
 
     def target_fn(state: th.Tensor, act: th.Tensor) -> th.Tensor:
@@ -388,8 +405,7 @@ def _full_sobolev_parts(
             jac[..., obs_dim, :],
         )
     if real_outcome is not None:  # the hybrid target: real values, the model's Jacobian
-        next_obs = real_outcome[0].unsqueeze(1).expand_as(next_obs)
-        rewards = real_outcome[1].reshape(-1, 1).expand_as(rewards)
+        next_obs, rewards = on_real_outcome(next_obs, rewards, real_outcome)
     next_flat = next_obs.reshape(batch * n_draws, obs_dim)
     next_jac = next_jac.reshape(batch * n_draws, obs_dim, -1)  # ds'/dx
     policy, policy_jac = per_row_jacobian_reverse(
