@@ -1,10 +1,11 @@
-"""Benchmark environments of sb3_dsdpg: the noise wrappers, the hidden-bonus point mass, their gymnasium IDs, and
-the known reward functions of the tasks that have one.
+"""Benchmark environments of sb3_dsdpg: the noise wrappers, the hidden-bonus point mass and its revealed-bonus
+variant, their gymnasium IDs, and the known reward functions of the tasks that have one.
 
 Importing this module registers ``sb3_dsdpg/<Base>-ObsNoise-v<k>`` and ``sb3_dsdpg/<Base>-DynNoise-v<k>`` for the
-bases Ant-v5, HalfCheetah-v5, Hopper-v5, Walker2d-v5, Humanoid-v5, InvertedDoublePendulum-v5 and Pendulum-v1, and
-``sb3_dsdpg/PointMassBonus-v0`` (so rl-zoo3 can use ``--gym-packages sb3_dsdpg.envs``). It is a low-level module:
-it imports nothing from the rest of ``sb3_dsdpg`` (no torch).
+bases Ant-v5, HalfCheetah-v5, Hopper-v5, Walker2d-v5, Humanoid-v5, InvertedDoublePendulum-v5 and Pendulum-v1,
+``sb3_dsdpg/PointMassBonus-v0`` (hidden bonus) and ``sb3_dsdpg/PointMassBonus-v1`` (bonus revealed by the first step)
+so rl-zoo3 can use ``--gym-packages sb3_dsdpg.envs``. It is a low-level module: it imports nothing from the rest of
+``sb3_dsdpg`` (no torch).
 """
 
 from sb3_dsdpg.envs.point_mass import PointMassBonusEnv
@@ -16,6 +17,7 @@ from sb3_dsdpg.envs.registration import (
     register_envs,
     registered_ids,
 )
+from sb3_dsdpg.envs.revealed_bonus import RevealedBonusPointMassEnv
 from sb3_dsdpg.envs.rewards import known_reward_fn, pendulum_reward, point_mass_reward_fn
 from sb3_dsdpg.envs.wrappers import GaussianDynamicsNoise, MultiplicativeObservationNoise
 
@@ -26,6 +28,7 @@ __all__ = [
     "GaussianDynamicsNoise",
     "MultiplicativeObservationNoise",
     "PointMassBonusEnv",
+    "RevealedBonusPointMassEnv",
     "known_reward_fn",
     "make_dyn_noise_env",
     "make_obs_noise_env",

@@ -3,7 +3,8 @@ return and action-gradient distributions at the start state are multimodal, the 
 
 The transition and reward are one pure, vectorised function, :func:`point_mass_step`, which the env steps with and
 the diagnostics' Monte-Carlo reference (``sb3_dsdpg.tools.diagnostics``) simulates with. This module imports nothing
-from the rest of ``sb3_dsdpg``; rendering uses numpy only.
+from the rest of ``sb3_dsdpg``; rendering uses numpy only (:func:`draw_point_mass`, which the revealed-bonus
+variant in :mod:`sb3_dsdpg.envs.revealed_bonus` draws with too).
 """
 
 from __future__ import annotations
@@ -53,6 +54,35 @@ def point_mass_step(
     displaced = np.asarray(positions, dtype=np.float64) + STEP_SIZE * actions + MOTION_NOISE * np.asarray(noise, np.float64)
     next_positions = np.clip(displaced, -1.0, 1.0)
     return next_positions, point_mass_reward(next_positions, actions, centres)
+
+
+def draw_point_mass(
+    position: np.ndarray, centres: np.ndarray, active: int | None, size: int = 256, width: float = BONUS_WIDTH
+) -> np.ndarray:
+    """
+    Picture of a point-mass state (the envs' ``render``): grey rings at the bonus centres (radius ``width``), the
+    active one filled green, the point as a blue dot, on the square ``[-1, 1]^2`` with the y axis up.
+
+    :param position: the point ``p``, ``(2,)``
+    :param centres: bonus centres ``(n, 2)``
+    :param active: index of the centre to fill, or ``None`` for rings only
+    :param size: side of the image in pixels
+    :param width: radius of the rings
+    :return: ``(size, size, 3)`` uint8 image
+    """
+    # Pixel centres in world coordinates; the y axis points up in the picture.
+    coords = (np.arange(size) + 0.5) / size * 2.0 - 1.0
+    x, y = np.meshgrid(coords, coords[::-1])
+    image = np.full((size, size, 3), 255, dtype=np.uint8)
+    pixel = 2.0 / size
+    for index, centre in enumerate(centres):
+        distance = np.hypot(x - centre[0], y - centre[1])
+        if index == active:
+            image[distance <= width] = (60, 170, 60)
+        else:
+            image[np.abs(distance - width) <= 1.5 * pixel] = (150, 150, 150)
+    image[np.hypot(x - position[0], y - position[1]) <= 0.04] = (30, 80, 220)
+    return image
 
 
 class PointMassBonusEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -162,17 +192,4 @@ class PointMassBonusEnv(gym.Env[np.ndarray, np.ndarray]):
         if self.render_mode is None:
             gym.logger.warn("PointMassBonusEnv.render() called without a render_mode; use render_mode='rgb_array'")
             return None
-        size = self.render_size
-        # Pixel centres in world coordinates; the y axis points up in the picture.
-        coords = (np.arange(size) + 0.5) / size * 2.0 - 1.0
-        x, y = np.meshgrid(coords, coords[::-1])
-        image = np.full((size, size, 3), 255, dtype=np.uint8)
-        pixel = 2.0 / size
-        for index, centre in enumerate(self.bonus_centres):
-            distance = np.hypot(x - centre[0], y - centre[1])
-            if index == self.active_bonus:
-                image[distance <= self.bonus_width] = (60, 170, 60)
-            else:
-                image[np.abs(distance - self.bonus_width) <= 1.5 * pixel] = (150, 150, 150)
-        image[np.hypot(x - self.position[0], y - self.position[1]) <= 0.04] = (30, 80, 220)
-        return image
+        return draw_point_mass(self.position, self.bonus_centres, self.active_bonus, self.render_size, self.bonus_width)

@@ -1,5 +1,6 @@
 """Registration of the benchmark environment IDs (``sb3_dsdpg/<Base>-ObsNoise-v<k>``, ``sb3_dsdpg/<Base>-DynNoise-v<k>``,
-``sb3_dsdpg/PointMassBonus-v0``) with gymnasium, and the entry points that build the noisy envs.
+``sb3_dsdpg/PointMassBonus-v0``, ``sb3_dsdpg/PointMassBonus-v1``) with gymnasium, and the entry points that build the
+noisy envs.
 
 Registration is idempotent: an ID already in the registry is left alone, so importing or reloading the package
 twice neither warns nor fails. This module imports nothing from the rest of ``sb3_dsdpg``.
@@ -25,7 +26,8 @@ BASE_ENV_IDS: tuple[str, ...] = (
     "Pendulum-v1",
 )
 POINT_MASS_ID = f"{NAMESPACE}/PointMassBonus-v0"
-POINT_MASS_MAX_EPISODE_STEPS = 50
+REVEALED_BONUS_ID = f"{NAMESPACE}/PointMassBonus-v1"
+POINT_MASS_MAX_EPISODE_STEPS = 50  # both point masses
 
 
 def noisy_env_id(base_id: str, kind: str) -> str:
@@ -113,15 +115,22 @@ def register_envs() -> list[str]:
         max_episode_steps=POINT_MASS_MAX_EPISODE_STEPS,
         kwargs={"n_bonus": 4},
     )
+    _register_once(
+        REVEALED_BONUS_ID,
+        entry_point="sb3_dsdpg.envs.revealed_bonus:RevealedBonusPointMassEnv",
+        max_episode_steps=POINT_MASS_MAX_EPISODE_STEPS,
+        kwargs={"n_bonus": 4},
+    )
     return registered_ids()
 
 
 def registered_ids() -> list[str]:
     """
-    IDs registered by the package: for every base, its ObsNoise then its DynNoise ID, then the point mass.
+    IDs registered by the package: for every base, its ObsNoise then its DynNoise ID, then the hidden-bonus point
+    mass (v0), then the revealed-bonus point mass (v1).
 
     :return: the IDs present in gymnasium's registry, in that order
     """
     candidates = [noisy_env_id(base_id, kind) for base_id in BASE_ENV_IDS for kind in ("ObsNoise", "DynNoise")]
-    candidates.append(POINT_MASS_ID)
+    candidates += [POINT_MASS_ID, REVEALED_BONUS_ID]
     return [env_id for env_id in candidates if env_id in gym.registry]

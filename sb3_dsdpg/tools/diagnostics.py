@@ -7,9 +7,13 @@ policy's action ``a = pi(s)``:
 - for any env, one-step target samples ``y = r + gamma Z'(s', pi'(s') + smoothing, xi')`` with
   ``(s', r) = g(s, a, eps)`` drawn from the *learned* world model, and their action gradients by central finite
   differences with common random numbers (what the critic is trained towards, before truncation);
-- for ``sb3_dsdpg/PointMassBonus-v0``, whose dynamics are known, a Monte-Carlo reference: the distribution of the
-  discounted return of the current (deterministic) policy and of its gradient in the first action, over the hidden
-  bonus and the motion noise, by central finite differences with common random numbers;
+- for the point masses, whose dynamics are known, a Monte-Carlo reference: the distribution of the discounted
+  return of the current (deterministic) policy and of its gradient in the first action, by central finite
+  differences with common random numbers; over the hidden bonus and the motion noise on
+  ``sb3_dsdpg/PointMassBonus-v0`` (:func:`point_mass_reference`), over the bonus the first step reveals and the
+  motion noise on ``sb3_dsdpg/PointMassBonus-v1`` (:func:`revealed_bonus_reference`, for any policy callable, e.g.
+  the scripted :func:`~sb3_dsdpg.envs.revealed_bonus.drive_to_bonus`); :func:`reference_samples` picks the one of
+  an env;
 
 the figure that draws them (:func:`plot_diagnostics`, matplotlib's Agg canvas, no pyplot state), the SB3
 callback that logs it to tensorboard (:class:`GradientDiagnosticsCallback`, SB3's ``Figure`` logger type), and
@@ -22,6 +26,7 @@ import copy
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +40,7 @@ from stable_baselines3.common.logger import Figure
 from sb3_dsdpg import targets
 from sb3_dsdpg.dsdpg import DSDPG
 from sb3_dsdpg.envs.point_mass import PointMassBonusEnv, point_mass_step
+from sb3_dsdpg.envs.revealed_bonus import RevealedBonusPointMassEnv, revealed_bonus_step
 from sb3_dsdpg.targets import flatten_obs
 from sb3_dsdpg.tools.extras import needs
 
@@ -171,6 +177,30 @@ def model_target_samples(
     return y[0].cpu().numpy(), grads.permute(1, 2, 0).cpu().numpy()
 
 
+def reference_horizon(gamma: float) -> int:
+    """The Monte-Carlo references' default horizon: until ``gamma ** t < 1e-3`` (1000 steps for ``gamma = 1``)."""
+    return math.ceil(math.log(1e-3) / math.log(gamma)) if gamma < 1 else 1000
+
+
+def actor_policy(model: DSDPG) -> Callable[[np.ndarray], np.ndarray]:
+    """
+    The model's deterministic policy as a numpy function in float64, for the Monte-Carlo references: a float64 copy
+    of the actor on the CPU, without SB3's preprocessing (which would cast to float32).
+
+    :return: ``policy(observations (..., S)) -> actions (..., A)``, float64
+    """
+    actor = copy.deepcopy(model.actor).cpu().double()
+
+    def policy(observations: np.ndarray) -> np.ndarray:
+        observations = np.asarray(observations, dtype=np.float64)
+        flat = th.from_numpy(np.ascontiguousarray(observations.reshape(-1, observations.shape[-1])))
+        with th.no_grad():
+            actions = actor.mu(actor.features_extractor(flat)).numpy()
+        return actions.reshape(*observations.shape[:-1], actions.shape[-1])
+
+    return policy
+
+
 def point_mass_returns(
     model: DSDPG,
     positions: np.ndarray | th.Tensor,
@@ -233,7 +263,7 @@ def point_mass_reference(
     :return: returns ``(B, n_rollouts)`` and first-action gradients ``(B, n_rollouts, 2)``
     """
     if horizon is None:
-        horizon = math.ceil(math.log(1e-3) / math.log(model.gamma)) if model.gamma < 1 else 1000
+        horizon = reference_horizon(model.gamma)
     gen = th.Generator().manual_seed(seed)
     pos0 = th.as_tensor(np.asarray(states, dtype=np.float64)).reshape(-1, 2)
     batch = pos0.shape[0]
@@ -255,10 +285,94 @@ def point_mass_reference(
     return total[0], grads.transpose(1, 2, 0)
 
 
+def revealed_bonus_reference(
+    policy: Callable[[np.ndarray], np.ndarray],
+    env: RevealedBonusPointMassEnv,
+    gamma: float,
+    states: np.ndarray,
+    n_rollouts: int = 1000,
+    horizon: int | None = None,
+    fd_eps: float = 1e-4,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Monte-Carlo distribution of the discounted return of ``policy`` on the revealed-bonus point mass
+    (``sb3_dsdpg/PointMassBonus-v1``) from ``s`` with first action ``policy(s)``, and of its gradient in that first
+    action, under the true dynamics (:func:`~sb3_dsdpg.envs.revealed_bonus.revealed_bonus_step`).
+
+    Each rollout draws the bonus that the first transition reveals where ``s`` has none (ignored where ``s`` has one)
+    and its motion noise; the ``2 |A| + 1`` rollouts of a central finite difference share both (common random numbers)
+    and all rollouts of all states run as one numpy batch, step after step.
+
+    :param policy: deterministic policy, ``observations (..., 4) -> actions (..., 2)`` in float64, e.g.
+        :func:`actor_policy` of a model or :func:`~sb3_dsdpg.envs.revealed_bonus.drive_to_bonus`
+    :param env: the revealed-bonus env (its bonus centres and values are used, not its state)
+    :param gamma: discount factor
+    :param states: observations ``(p, c)``, ``(B, 4)``
+    :param n_rollouts: rollouts per state
+    :param horizon: steps per rollout; ``None``: until ``gamma ** t < 1e-3`` (see :func:`point_mass_reference`)
+    :param fd_eps: finite-difference step in each action dimension
+    :param seed: seed of the bonus and noise draws
+    :return: returns ``(B, n_rollouts)`` and first-action gradients ``(B, n_rollouts, 2)``
+    """
+    if horizon is None:
+        horizon = reference_horizon(gamma)
+    rng = np.random.default_rng(seed)
+    obs0 = np.asarray(states, dtype=np.float64).reshape(-1, 4)
+    batch = obs0.shape[0]
+    draws = rng.integers(env.n_bonus, size=(batch, n_rollouts))
+    eye = np.eye(2) * fd_eps
+    steps = np.concatenate([np.zeros((1, 2)), eye, -eye])  # (E, 2): none, +eps e_j, -eps e_j
+    obs = np.broadcast_to(obs0[None, :, None], (steps.shape[0], batch, n_rollouts, 4))
+    actions = np.asarray(policy(obs0), dtype=np.float64).reshape(batch, 2)[None, :, None] + steps[:, None, None]
+    total = np.zeros(obs.shape[:-1])
+    for t in range(horizon):
+        if t > 0:
+            actions = np.asarray(policy(obs), dtype=np.float64)
+        noise = rng.standard_normal((batch, n_rollouts, 2))  # shared by the E rollouts of a difference
+        obs, reward = revealed_bonus_step(obs, actions, noise, draws, env.bonus_centres, env.bonus_values)
+        total += gamma**t * reward
+    grads = (total[1:3] - total[3:]) / (2 * fd_eps)  # (2, B, R)
+    return total[0], grads.transpose(1, 2, 0)
+
+
+ReferenceEnv = PointMassBonusEnv | RevealedBonusPointMassEnv
+
+
+def reference_env(env: Any) -> ReferenceEnv | None:
+    """The point-mass env (v0 or v1) under ``env``'s wrappers, or None for an env without a Monte-Carlo reference."""
+    unwrapped = getattr(env, "unwrapped", env)
+    return unwrapped if isinstance(unwrapped, (PointMassBonusEnv, RevealedBonusPointMassEnv)) else None
+
+
+def reference_samples(
+    model: DSDPG,
+    env: Any,
+    states: np.ndarray,
+    n_rollouts: int = 1000,
+    horizon: int | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """
+    The Monte-Carlo reference of ``env`` for the model's policy: :func:`point_mass_reference` on
+    ``PointMassBonus-v0``, :func:`revealed_bonus_reference` with the actor in float64 on ``PointMassBonus-v1``.
+
+    :param env: an env, wrappers allowed
+    :param states: ``(B, *obs_shape)`` in the env's (raw) observation units
+    :return: returns ``(B, n_rollouts)`` and first-action gradients ``(B, n_rollouts, A)``, or None without a reference
+    """
+    env = reference_env(env)
+    if isinstance(env, RevealedBonusPointMassEnv):
+        return revealed_bonus_reference(actor_policy(model), env, model.gamma, states, n_rollouts, horizon, seed=seed)
+    if isinstance(env, PointMassBonusEnv):
+        return point_mass_reference(model, env, states, n_rollouts, horizon, seed=seed)
+    return None
+
+
 def diagnose(
     model: DSDPG,
     states: np.ndarray,
-    point_mass: PointMassBonusEnv | None = None,
+    point_mass: ReferenceEnv | None = None,
     n_samples: int = 256,
     n_rollouts: int = 1000,
     horizon: int | None = None,
@@ -266,10 +380,11 @@ def diagnose(
 ) -> list[StateDiagnostics]:
     """
     All available samples at each state: critic, one-step model targets (with a world model), and the Monte-Carlo
-    reference (with ``point_mass``).
+    reference (with ``point_mass``, see :func:`reference_samples`).
 
     :param states: ``(B, *obs_shape)``
-    :param point_mass: the point-mass env, to add the Monte-Carlo reference
+    :param point_mass: the point-mass env, v0 (:class:`~sb3_dsdpg.envs.point_mass.PointMassBonusEnv`) or v1
+        (:class:`~sb3_dsdpg.envs.revealed_bonus.RevealedBonusPointMassEnv`), to add the Monte-Carlo reference
     :param n_samples: critic and model-target samples per critic
     :param n_rollouts: Monte-Carlo rollouts per state
     :param horizon: Monte-Carlo horizon, see :func:`point_mass_reference`
@@ -285,8 +400,9 @@ def diagnose(
             y, y_grad = model_target_samples(model, states, actions, n_samples)
             for b, diag in enumerate(out):
                 diag.returns["model"], diag.grads["model"] = y[b], y_grad[b]
-    if point_mass is not None:
-        ret, ret_grad = point_mass_reference(model, point_mass, states, n_rollouts, horizon, seed=seed)
+    reference = None if point_mass is None else reference_samples(model, point_mass, states, n_rollouts, horizon, seed)
+    if reference is not None:
+        ret, ret_grad = reference
         for b, diag in enumerate(out):
             diag.returns["reference"], diag.grads["reference"] = ret[b], ret_grad[b]
     return out
@@ -345,24 +461,21 @@ def plot_diagnostics(diagnostics: list[StateDiagnostics], title: str = "") -> Mp
     return fig
 
 
-def _point_mass_of(env: Any) -> PointMassBonusEnv | None:
-    unwrapped = getattr(env, "unwrapped", env)
-    return unwrapped if isinstance(unwrapped, PointMassBonusEnv) else None
-
-
 class GradientDiagnosticsCallback(BaseCallback):
     """
     Log the gradient diagnostics figure to tensorboard every ``log_freq`` calls (SB3's ``Figure`` type; the other
     output formats are excluded), with scalars ``<key>_grad_error`` (distance between the critic's mean action
-    gradient and the reference's, the Monte-Carlo one on the point mass, else the model targets') averaged over
+    gradient and the reference's, the Monte-Carlo one on the point masses, else the model targets') averaged over
     the states. Starts once training has started (``learning_starts``).
 
     :param log_freq: callback calls (environment steps per env) between figures
-    :param states: states to diagnose ``(B, *obs_shape)``; default: the origin on the point mass, otherwise the
-        first ``n_states`` observations of the replay buffer (fixed at the first figure)
-    :param n_states: number of default states off the point mass
+    :param states: states to diagnose ``(B, *obs_shape)``; default: the origin on ``PointMassBonus-v0``, the start
+        state ``(0, 0, 0, 0)`` and ``(0.35, 0, 0.7, 0)`` (half-way to the revealed first bonus) on
+        ``PointMassBonus-v1``, otherwise the first ``n_states`` observations of the replay buffer (fixed at the first
+        figure)
+    :param n_states: number of default states off the point masses
     :param n_samples: critic and model-target samples per critic
-    :param n_rollouts: Monte-Carlo rollouts per state (point mass only)
+    :param n_rollouts: Monte-Carlo rollouts per state (point masses only)
     :param horizon: Monte-Carlo horizon, see :func:`point_mass_reference`
     :param key: tensorboard tag of the figure
     :param seed: seed of the diagnostics' draws (the training's generators are left alone)
@@ -388,7 +501,7 @@ class GradientDiagnosticsCallback(BaseCallback):
         self.states = None if states is None else np.asarray(states, dtype=np.float32)
         self.n_states, self.n_samples, self.n_rollouts, self.horizon = n_states, n_samples, n_rollouts, horizon
         self.key, self.seed = key, seed
-        self.point_mass: PointMassBonusEnv | None = None
+        self.point_mass: ReferenceEnv | None = None
         self.n_figures = 0
 
     def _init_callback(self) -> None:
@@ -396,13 +509,13 @@ class GradientDiagnosticsCallback(BaseCallback):
             raise ValueError(f"GradientDiagnosticsCallback needs a DSDPG model, got {type(self.model).__name__}.")
         _check_box(self.model)
         try:
-            self.point_mass = _point_mass_of(self.training_env.get_attr("unwrapped", indices=0)[0])  # type: ignore[union-attr]
+            self.point_mass = reference_env(self.training_env.get_attr("unwrapped", indices=0)[0])  # type: ignore[union-attr]
         except AttributeError:
             self.point_mass = None
         if self.point_mass is not None and self.model.get_vec_normalize_env() is not None:
             self.point_mass = None  # the reference runs in raw positions
         if self.states is None and self.point_mass is not None:
-            self.states = np.zeros((1, 2), dtype=np.float32)
+            self.states = _reference_states(self.point_mass)[: 1 if isinstance(self.point_mass, PointMassBonusEnv) else 2]
 
     def _on_step(self) -> bool:
         model = self.model
@@ -424,10 +537,23 @@ class GradientDiagnosticsCallback(BaseCallback):
         return True
 
 
+def _reference_states(env: ReferenceEnv) -> np.ndarray:
+    """
+    The diagnosed states of a point mass. On v0, the origin and two points on the way to the first bonuses. On v1,
+    the start state (bonus not drawn), half-way to the revealed first bonus ``c_0 = (0.7, 0)``, and the origin just
+    after revealing the last (least valuable) bonus.
+    """
+    if isinstance(env, RevealedBonusPointMassEnv):
+        last = env.bonus_centres[-1]
+        return np.array([[0.0, 0.0, 0.0, 0.0], [0.35, 0.0, 0.7, 0.0], [0.0, 0.0, last[0], last[1]]], dtype=np.float32)
+    return np.array([[0.0, 0.0], [0.35, 0.0], [-0.25, 0.3]], dtype=np.float32)
+
+
 def default_states(env: gym.Env, n_states: int, seed: int) -> np.ndarray:
-    """The origin and two points on the way to the first bonuses on the point mass; reset states otherwise."""
-    if _point_mass_of(env) is not None:
-        return np.array([[0.0, 0.0], [0.35, 0.0], [-0.25, 0.3]], dtype=np.float32)[:n_states]
+    """The point masses' states (see :func:`_reference_states`), first ``n_states``; reset states otherwise."""
+    point_mass = reference_env(env)
+    if point_mass is not None:
+        return _reference_states(point_mass)[:n_states]
     return np.stack([env.reset(seed=seed + i)[0] for i in range(n_states)]).astype(np.float32)
 
 
@@ -439,14 +565,14 @@ def main(argv: list[str] | None = None) -> list[StateDiagnostics]:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--n-states", type=int, default=3)
     parser.add_argument("--n-samples", type=int, default=256, help="critic and model-target samples per critic")
-    parser.add_argument("--n-rollouts", type=int, default=1000, help="Monte-Carlo rollouts per state (point mass)")
+    parser.add_argument("--n-rollouts", type=int, default=1000, help="Monte-Carlo rollouts per state (point masses)")
     parser.add_argument("--horizon", type=int, default=None, help="Monte-Carlo horizon (default: until gamma^t < 1e-3)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     env = gym.make(args.env, **args.env_kwargs)
     model = DSDPG.load(args.model, device="cpu")
     states = default_states(env, args.n_states, args.seed)
-    diagnostics = diagnose(model, states, _point_mass_of(env), args.n_samples, args.n_rollouts, args.horizon, args.seed)
+    diagnostics = diagnose(model, states, reference_env(env), args.n_samples, args.n_rollouts, args.horizon, args.seed)
     os.makedirs(args.out, exist_ok=True)
     name = os.path.splitext(os.path.basename(args.model))[0]
     fig = plot_diagnostics(diagnostics, f"{name} on {args.env}")
