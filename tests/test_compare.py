@@ -3,15 +3,18 @@
 
 This module owns the checks of the comparison sweep: a tiny sweep (DSDPG and TD3 on the point mass, 2 seeds, 200 steps,
 tiny networks) that is killed after its first run, resumed, and rerun (no new run), with every report file; the same
-sweep on a local Ray instance started here; and bad input refused before any run. Without training: the matched and
-zoo protocols (the composed ``-params`` parsed back), the protocol in the resume key, and the report's settings table
-and paired per-seed results from fake finished runs with known returns.
+sweep on a local Ray instance started here; a one-run sweep of a DSDPG variant (``mage``), reused when rerun; and bad
+input refused before any run. Without training: the matched and zoo protocols (the composed ``-params`` parsed back),
+the protocol in the resume key, the report's settings table and paired per-seed results from fake finished runs with
+known returns, the DSDPG variants (command, folder, ``--algo-params``, resume key, unknown names), env specs that
+differ only by kwargs, and the ``noise-sweep`` and ``toy-bonus-sweep`` suites.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
 import os
 import signal
@@ -485,3 +488,277 @@ def test_paired_report_from_fake_runs(tmp_path: Path) -> None:
     for name in ("results.csv", "runs.csv", "aggregate.json", "curves.png", "aggregate.png"):
         assert (report / name).is_file(), name
     assert "## Final return per algorithm and env" in text and "## Aggregate over envs (rliable)" in text
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# DSDPG variants, env kwargs and the variant suites (no training)
+# ----------------------------------------------------------------------------------------------------------------------
+
+VARIANTS = {"dsdpg-mmd": ("loss:'mmd'",), "mage": ("distributional:False",), "dsdpg-returns": ("sobolev:False",)}
+POINT_MASS_4 = "sb3_dsdpg/PointMassBonus-v0:n_bonus=4"
+IDP_DYN = "sb3_dsdpg/InvertedDoublePendulum-DynNoise-v5"
+IDP_OBS = "sb3_dsdpg/InvertedDoublePendulum-ObsNoise-v5"
+SMALL_WM = "dict(encoder_arch=[64, 64], decoder_arch=[64, 64], prior_arch=[64, 64])"
+
+
+def given_all(run: Run) -> dict[str, Any]:
+    """The run's whole -params (a variant's included) parsed back as the zoo does."""
+    return given(dataclasses.replace(run, params=run.zoo_params))
+
+
+def test_variant_runs_dsdpg_with_its_params_last() -> None:
+    assert {label: params for label, (_, params) in runs_module.ALGO_VARIANTS.items()} == VARIANTS
+    assert not set(runs_module.ALGO_VARIANTS) & set(sweep_module.known_algos())  # no label hides a zoo algorithm
+    runs = build("--algos", "dsdpg", *VARIANTS, "td3", "tqc", "--envs", POINT_MASS_4, "--seeds", "0", "-n", "10000")
+    table = {run.algo: run for run in runs}
+    assert list(table) == ["dsdpg", *VARIANTS, "td3", "tqc"]
+    out = Path("sweep")
+    dsdpg = table["dsdpg"]
+    for label, params in VARIANTS.items():
+        run = table[label]
+        assert run.name == f"{label}__sb3_dsdpg-PointMassBonus-v0-n_bonus=4__seed0"
+        assert run.folder(out) == out / "logs" / run.name
+        command = run.command(out)
+        assert command[command.index("--algo") + 1] == "dsdpg" and run.zoo_algo == "dsdpg"
+        # The matched protocol's -params of DSDPG (a deterministic actor: the shared noise), then the variant's, last.
+        assert run.params == dsdpg.params and run.zoo_params == (*dsdpg.params, *params)
+        assert command[command.index("-params") + 1 :] == list(run.zoo_params)
+        values = given_all(run)
+        assert (values["noise_type"], values["noise_std"]) == ("normal", 0.1)
+        assert shared_of(values) == shared_of(given(dsdpg)) == shared_of(given(table["tqc"]))
+        resolved = runs_module.resolved_hyperparams(run)
+        from sb3_dsdpg.tools import zoo
+
+        zoo.check_hyperparams("dsdpg", resolved, "test")
+    assert given_all(table["dsdpg-mmd"])["loss"] == "mmd"
+    assert given_all(table["mage"])["distributional"] is False
+    assert given_all(table["dsdpg-returns"])["sobolev"] is False
+    assert dsdpg.zoo_params == dsdpg.params and dsdpg.command(out)[dsdpg.command(out).index("--algo") + 1] == "dsdpg"
+    # The zoo protocol: the sweep's -params, then the variant's.
+    (mage,) = build("--algos", "mage", "--envs", POINT_MASS_4, "--seeds", "0", "-n", "1000", "--protocol", "zoo",
+                    "--params", "batch_size:32")  # fmt: skip
+    assert mage.zoo_params == ("batch_size:32", "distributional:False")
+
+
+def test_algo_params_of_a_variant_name_it() -> None:
+    argv = ("--envs", POINT_MASS_4, "--seeds", "0", "-n", "1000", "--algos", "dsdpg", "mage", "td3")
+    table = {run.algo: run for run in build(*argv, "--algo-params", "dsdpg:n_samples:4", "mage:kernel_bandwidth:50.0")}
+    dsdpg, mage = given_all(table["dsdpg"]), given_all(table["mage"])
+    assert dsdpg["n_samples"] == 4 and "kernel_bandwidth" not in dsdpg
+    # dsdpg's --algo-params do not reach the variant (a note says so); its own do, before its definition.
+    assert mage["kernel_bandwidth"] == 50.0 and "n_samples" not in mage
+    assert table["mage"].zoo_params[-2:] == ("kernel_bandwidth:50.0", "distributional:False")
+    args = sweep_module.make_parser().parse_args([*argv, "--algo-params", "dsdpg:n_samples:4", "--out", "unused"])
+    (note,) = sweep_module.unshared_algo_params(args)
+    assert "do not reach its variant mage (n_samples)" in note and "mage:KEY:VALUE" in note
+    args = sweep_module.make_parser().parse_args(
+        [*argv, "--algo-params", "dsdpg:n_samples:4", "mage:n_samples:4", "--out", "unused"]
+    )
+    assert sweep_module.unshared_algo_params(args) == []
+    # A variant's definition cannot be overridden; --algo-params of a label that does not run are refused as before.
+    with pytest.raises(runs_module.CompareError, match="sets what the variant 'mage' is defined by"):
+        build(*argv, "--algo-params", "mage:distributional:True")
+    with pytest.raises(runs_module.CompareError, match="not among --algos"):
+        build(*argv, "--algo-params", "dsdpg-mmd:n_samples:4")
+
+
+def test_variant_params_are_part_of_the_resume_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    argv = ("--envs", POINT_MASS_4, "--seeds", "0", "-n", "1000")
+    table = {run.algo: run for run in build(*argv, "--algos", "dsdpg", *VARIANTS)}
+    configs = {label: run.config() for label, run in table.items()}
+    assert "zoo_algo" not in configs["dsdpg"]  # a plain algorithm's key is as before the variants
+    for label, params in VARIANTS.items():
+        assert configs[label]["zoo_algo"] == "dsdpg" and configs[label]["algo"] == label
+        assert configs[label]["params"][-len(params) :] == list(params)
+    assert len({json.dumps(config, sort_keys=True) for config in configs.values()}) == len(configs)
+    mage = table["mage"]
+    folder = mage.folder(tmp_path)
+    folder.mkdir(parents=True)
+    (folder / MARKER).write_text(json.dumps({"config": configs["mage"]}))
+    assert runs_module.read_marker(mage, tmp_path) is not None
+    for other in ("dsdpg", "dsdpg-mmd"):  # a finished run of another variant (or of DSDPG) is not this one
+        (folder / MARKER).write_text(json.dumps({"config": {**configs[other], "algo": "mage"}}))
+        assert runs_module.read_marker(mage, tmp_path) is None
+    # A variant whose definition changed is redone.
+    (folder / MARKER).write_text(json.dumps({"config": configs["mage"]}))
+    monkeypatch.setitem(runs_module.ALGO_VARIANTS, "mage", ("dsdpg", ("distributional:False", "n_samples:1")))
+    assert runs_module.read_marker(mage, tmp_path) is None
+
+
+def test_unknown_algorithm_or_variant_names_the_known_ones(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(runs_module.CompareError) as error:
+        build("--envs", "Pendulum-v1", "-n", "100", "--algos", "dsdpg", "magee")
+    message = str(error.value)
+    assert "unknown algorithm 'magee'" in message
+    assert "td3" in message and "tqc" in message and "a DSDPG variant: dsdpg-mmd, mage, dsdpg-returns" in message
+    with pytest.raises(SystemExit) as exit_info:
+        sweep_module.main(["--envs", "Pendulum-v1", "-n", "100", "--algos", "dsdpg-msmmd", "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert "unknown algorithm 'dsdpg-msmmd'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_env_kwargs_distinguish_runs_and_report_rows(tmp_path: Path) -> None:
+    from sb3_dsdpg.tools.compare import report as report_module
+
+    envs = [IDP_DYN, f"{IDP_DYN}:sigma=0.2", f"{IDP_OBS}:low=0.8,high=1.2", f"{IDP_OBS}:low=0.6,high=1.4"]
+    argv = ["--algos", "dsdpg", "mage", "--envs", *envs, "--seeds", "0", "1", "-n", "200"]
+    runs = build(*argv)
+    specs = list(dict.fromkeys(run.env for run in runs))
+    assert len(specs) == 4
+    assert len({spec.slug for spec in specs}) == len({spec.label for spec in specs}) == 4
+    assert [spec.label for spec in specs] == [
+        IDP_DYN,
+        f"{IDP_DYN}(sigma=0.2)",
+        f"{IDP_OBS}(low=0.8,high=1.2)",
+        f"{IDP_OBS}(low=0.6,high=1.4)",
+    ]
+    assert len({run.name for run in runs}) == len(runs) == 16
+    sigma = next(run for run in runs if run.env.kwargs == (("sigma", 0.2),) and run.algo == "mage")
+    command = sigma.command(tmp_path)
+    assert command[command.index("--env-kwargs") + 1] == "sigma:0.2"
+    assert sigma.name == "mage__sb3_dsdpg-InvertedDoublePendulum-DynNoise-v5-sigma=0.2__seed0"
+    assert sigma.config()["env_kwargs"] == {"sigma": 0.2}
+    # The report: one row per (algo, env spec), its own curves, DSDPG paired with the variant.
+    out = tmp_path / "sweep"
+    finals = {spec: 100.0 * (index + 1) for index, spec in enumerate(specs)}
+    for run in runs:
+        final = finals[run.env] + (10.0 if run.algo == "dsdpg" else 0.0) + run.seed
+        fake_finished(out, run, final, runs_module.resolved_hyperparams(run) if run.seed == 0 else None)
+    (out / "report").mkdir(parents=True)
+    (out / "report" / "random_scores.json").write_text(json.dumps({spec.label: 0.0 for spec in specs}))
+    report_module.write_report(out, runs, argv, update_cost=False)
+    report = out / "report"
+    rows = read_csv(report / "results.csv")
+    assert {(row["algo"], row["env"]) for row in rows} == {(algo, spec.label) for algo in ("dsdpg", "mage") for spec in specs}
+    assert {row["env"]: float(row["final_mean"]) for row in rows if row["algo"] == "mage"} == {
+        spec.label: finals[spec] + 0.5 for spec in specs
+    }
+    for spec in specs:
+        assert (report / f"curves_{spec.slug}.png").is_file()
+    text = (report / "results.md").read_text()
+    assert "# DSDPG vs mage" in text and "- DSDPG ahead of mage on 2 of 2 seeds, mean difference +10.0" in text
+    mage_row = next(line for line in text.splitlines() if line.startswith(f"| {IDP_OBS}(low=0.6,high=1.4) | mage |"))
+    assert "| normal 0.1 |" in mage_row and "distributional=False" in mage_row  # DSDPG's entry, the variant's argument
+    assert "On every env the shared settings are the same for every algorithm" in text
+    assert len(read_csv(report / "paired.csv")) == 4 * 2
+
+
+CPU_SMALL_SHARED = dict(learning_rate=1e-3, batch_size=128, gamma=0.98, tau=0.005, buffer_size=200_000,
+                        learning_starts=500, train_freq=1, gradient_steps=1, net_arch=[64, 64])  # fmt: skip
+
+
+def check_variant_suite(name: str, algos: tuple[str, ...], n_envs: int, seeds: tuple[int, ...], budget: int) -> list[Run]:
+    """The suite's runs: its algorithms, envs, seeds and budget, the cpu-small settings, the variants' params last."""
+    suite = runs_module.SUITES[name]
+    cpu_small = runs_module.SUITES["cpu-small"]
+    assert suite.algos == algos and suite.seeds == seeds and suite.protocol == "matched"
+    assert suite.shared == cpu_small.shared and suite.params == cpu_small.params
+    assert set(cpu_small.algo_params) <= set(suite.algo_params)
+    runs = build("--suite", name)
+    assert len(runs) == n_envs * len(algos) * len(seeds)
+    assert list(dict.fromkeys(run.algo for run in runs)) == list(algos)
+    assert sorted({run.seed for run in runs}) == list(seeds) and {run.timesteps for run in runs} == {budget}
+    assert {run.protocol for run in runs} == {"matched"}
+    for run in runs:
+        values = given(run)
+        assert shared_of(values) == CPU_SMALL_SHARED, run.name
+        if run.algo == "tqc":
+            assert "noise_type" not in values
+        else:
+            assert (values["noise_type"], values["noise_std"]) == ("normal", 0.1), run.name
+        assert values.get("world_model_kwargs") == (SMALL_WM if run.zoo_algo == "dsdpg" else None), run.name
+        assert run.zoo_params[len(run.params) :] == VARIANTS.get(run.algo, ())
+    # --algos still overrides the suite's.
+    assert {run.algo for run in build("--suite", name, "--algos", "dsdpg", "td3")} == {"dsdpg", "td3"}
+    return runs
+
+
+def test_noise_sweep_suite() -> None:
+    suite = runs_module.SUITES["noise-sweep"]
+    assert [(spec.env_id, spec.kwargs, spec.timesteps) for spec in suite.envs] == [
+        ("InvertedDoublePendulum-v5", (), 6000),
+        (IDP_DYN, (("sigma", 0.1),), 6000),
+        (IDP_DYN, (("sigma", 0.2),), 6000),
+        (IDP_OBS, (("low", 0.8), ("high", 1.2)), 6000),
+        (IDP_OBS, (("low", 0.6), ("high", 1.4)), 6000),
+    ]
+    assert (suite.eval_freq, suite.eval_episodes) == (1000, 10)
+    runs = check_variant_suite("noise-sweep", ("dsdpg", "mage", "dsdpg-returns", "td3", "tqc"), 5, (0, 1, 2), 6000)
+    assert {run.eval_freq for run in runs} == {1000} and {run.eval_episodes for run in runs} == {10}
+    # Without a suite the default algorithms stay.
+    assert {run.algo for run in build("--envs", "Pendulum-v1", "-n", "100")} == {"dsdpg", "td3", "tqc"}
+
+
+def test_noise_sweep_runs_dsdpg_at_its_defaults_on_every_level() -> None:
+    """The tuned DynNoise entry of dsdpg.yml is put back to DSDPG's defaults: DSDPG's own values equal on every level."""
+    import inspect
+
+    from torch import nn
+
+    from sb3_dsdpg import DSDPG
+
+    defaults = {name: p.default for name, p in inspect.signature(DSDPG.__init__).parameters.items()}
+    runs = [run for run in build("--suite", "noise-sweep", "--seeds", "0") if run.zoo_algo == "dsdpg"]
+    own_keys = ("critic_actions", "kernel_bandwidth", "reward_scale", "normalize_samples", "world_model_learning_rate")
+    for algo in ("dsdpg", "mage", "dsdpg-returns"):
+        mine = [run for run in runs if run.algo == algo]
+        tuned = given(next(run for run in mine if run.env.env_id == IDP_DYN))
+        assert {key: tuned[key] for key in own_keys} == {key: defaults[key] for key in own_keys}
+        assert tuned["policy_kwargs"]["activation_fn"] is nn.ReLU and tuned["policy_kwargs"]["net_arch"] == [64, 64]
+        clean = given(next(run for run in mine if run.env.env_id == "InvertedDoublePendulum-v5"))
+        assert not set(own_keys) & set(clean)  # nothing to put back on an untuned entry
+    # Without the flag (cpu-small), the tuned entry stays.
+    cpu_small = [run for run in build("--suite", "cpu-small", "--seeds", "0") if run.algo == "dsdpg"]
+    assert "critic_actions" not in given(next(run for run in cpu_small if run.env.env_id == IDP_DYN))
+
+
+def test_noise_sweep_envs_accept_their_kwargs() -> None:
+    pytest.importorskip("mujoco", reason="InvertedDoublePendulum needs MuJoCo")
+    sweep_module.check_envs(runs_module.SUITES["noise-sweep"].envs)
+
+
+def test_toy_bonus_sweep_suite() -> None:
+    import gymnasium as gym
+
+    import sb3_dsdpg.envs  # noqa: F401  (registers the IDs)
+
+    suite = runs_module.SUITES["toy-bonus-sweep"]
+    assert [(spec.env_id, spec.kwargs, spec.timesteps) for spec in suite.envs] == [
+        ("sb3_dsdpg/PointMassBonus-v1", (("n_bonus", n),), 10_000) for n in (1, 2, 4, 8)
+    ]
+    assert (suite.eval_freq, suite.eval_episodes) == (2000, 20)
+    algos = ("dsdpg", "dsdpg-mmd", "mage", "dsdpg-returns", "td3", "tqc")
+    runs = check_variant_suite("toy-bonus-sweep", algos, 4, (0, 1, 2, 3, 4), 10_000)
+    assert {run.eval_freq for run in runs} == {2000} and {run.eval_episodes for run in runs} == {20}
+    if "sb3_dsdpg/PointMassBonus-v1" in gym.registry:  # made only once the env is there
+        sweep_module.check_envs(suite.envs)
+
+
+@pytest.mark.subprocess
+def test_variant_sweep_runs_and_is_reused(tmp_path: Path) -> None:
+    out = tmp_path / "mage"
+    argv = [
+        "--algos", "mage", "--envs", "sb3_dsdpg/PointMassBonus-v0:n_bonus=2", "--seeds", "0",
+        "--timesteps", "200", "--eval-freq", "100", "--eval-episodes", "1",
+        "--params", "learning_starts:100", "batch_size:32", 'policy_kwargs:"dict(net_arch=[8])"',
+        "--algo-params", 'mage:world_model_kwargs:"dict(encoder_arch=[8], decoder_arch=[8], prior_arch=[8], latent_dim=2)"',
+        "--no-update-cost", "--out", str(out),
+    ]  # fmt: skip
+    result = compare(*argv)
+    assert result.returncode == 0, result.stdout + result.stderr
+    name = "mage__sb3_dsdpg-PointMassBonus-v0-n_bonus=2__seed0"
+    (marker,) = markers(out).values()
+    assert marker["name"] == name and marker["config"]["zoo_algo"] == "dsdpg"
+    assert marker["command"][marker["command"].index("--algo") + 1] == "dsdpg"
+    assert marker["command"][-1] == "distributional:False"
+    config = (out / "logs" / name / marker["evaluations"]).parent / "sb3_dsdpg-PointMassBonus-v0" / "config.yml"
+    from sb3_dsdpg.tools.compare import report as report_module
+
+    assert report_module.read_config(config)["distributional"] is False
+    rows = read_csv(out / "report" / "results.csv")
+    assert [(row["algo"], row["env"], row["n_seeds"]) for row in rows] == [
+        ("mage", "sb3_dsdpg/PointMassBonus-v0(n_bonus=2)", "1")
+    ]
+    rerun = compare(*argv)
+    assert rerun.returncode == 0 and "1 already finished" in rerun.stdout and "0 to run" in rerun.stdout

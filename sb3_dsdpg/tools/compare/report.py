@@ -43,6 +43,7 @@ from sb3_dsdpg.tools.compare.runs import (
     as_kwargs,
     read_marker,
     resolved_hyperparams,
+    zoo_algorithm,
 )
 from sb3_dsdpg.tools.extras import needs
 
@@ -159,9 +160,11 @@ def _show(value: Any) -> str:
 
 def setting_cells(algo: str, hyperparams: dict[str, Any]) -> dict[str, str]:
     """
-    The settings table's cells of one algorithm on one env: the shared keys (``(default)`` where the run left a key
-    to the algorithm's constructor), the action noise, and the algorithm-specific arguments.
+    The settings table's cells of one algorithm (a label of ``--algos``: a DSDPG variant reads as DSDPG) on one env:
+    the shared keys (``(default)`` where the run left a key to the algorithm's constructor), the action noise, and the
+    algorithm-specific arguments (a variant's among them).
     """
+    algo = zoo_algorithm(algo)
     defaults = _constructor_defaults(algo)
     try:
         policy_kwargs = as_kwargs(hyperparams.get("policy_kwargs"), "config")
@@ -229,7 +232,7 @@ def shared_differences(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
         group = [row for row in rows if row["env"] == env]
         keys = []
         for key, header in SETTING_COLUMNS:
-            members = [row for row in group if key != "noise" or row["algo"] in DETERMINISTIC_ACTOR_ALGOS]
+            members = [row for row in group if key != "noise" or zoo_algorithm(row["algo"]) in DETERMINISTIC_ACTOR_ALGOS]
             if len({row["cells"][key].replace(" (default)", "") for row in members}) > 1:
                 keys.append(header)
         if keys:
@@ -240,10 +243,11 @@ def shared_differences(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
 PROTOCOL_TEXT = {
     "matched": "**Protocol: matched.** On each env every algorithm got the same learning rate, batch size, gamma, "
     "tau, buffer size, learning starts, network sizes (`net_arch`), train frequency and gradient steps; the "
-    "deterministic-actor algorithms (dsdpg, td3, ddpg) the same action noise, while the stochastic-policy algorithms "
-    "(tqc, sac) explore through their entropy and ran without action noise (a noise of their zoo entry is switched "
-    "off). The algorithms differ only in their own arguments (TQC's quantiles and entropy, TD3's policy delay and "
-    "target noise, DSDPG's world model and samples, ...), as in their zoo entries. Settings below.",
+    "deterministic-actor algorithms (dsdpg and its variants, td3, ddpg) the same action noise, while the "
+    "stochastic-policy algorithms (tqc, sac) explore through their entropy and ran without action noise (a noise of "
+    "their zoo entry is switched off). The algorithms differ only in their own arguments (TQC's quantiles and "
+    "entropy, TD3's policy delay and target noise, DSDPG's world model and samples, a DSDPG variant's own, ...), as "
+    "in their zoo entries. Settings below.",
     "zoo": "**Protocol: zoo.** Every algorithm ran its own zoo entry (`hyperparams/<algo>.yml`, or rl-zoo3's own "
     "file where ours lacks the env) plus the sweep's `-params` overrides: the settings below differ between "
     "algorithms (learning rate, batch size, gamma, network sizes, ... as their entries set them).",
@@ -676,7 +680,7 @@ def settings_lines(setting_rows: list[dict[str, Any]], protocols: list[str]) -> 
     else:
         text = (
             "On every env the shared settings are the same for every algorithm (action noise compared among "
-            "dsdpg, td3, ddpg only)."
+            "dsdpg, its variants, td3, ddpg only)."
         )
     return [*lines, text, ""]
 

@@ -4,9 +4,14 @@ This module owns the vocabulary shared by the sweep runner (:mod:`sb3_dsdpg.tool
 (:mod:`sb3_dsdpg.tools.compare.report`), which import it and not each other:
 
 - :class:`EnvSpec` (an env ID with make-kwargs and a budget), :class:`Suite` and the named :data:`SUITES`
-  (``cpu-small`` for a 2-core machine; ``paper``, the MuJoCo tasks of arXiv 2601.20071, Sec. 6, clean and with
-  observation or dynamics noise), and :class:`Run`: one zoo training of an algorithm on an env with a seed, its
-  ``python -m sb3_dsdpg.train`` command line, its folder and the configuration a finished run must match;
+  (``cpu-small`` for a 2-core machine; ``noise-sweep``, InvertedDoublePendulum at five noise levels, and
+  ``toy-bonus-sweep``, the point mass with 1-8 bonuses, both with DSDPG's variants; ``paper``, the MuJoCo tasks of
+  arXiv 2601.20071, Sec. 6, clean and with observation or dynamics noise), and :class:`Run`: one zoo training of an
+  algorithm on an env with a seed, its ``python -m sb3_dsdpg.train`` command line, its folder and the configuration
+  a finished run must match;
+- the named DSDPG variants (:data:`ALGO_VARIANTS`, e.g. ``mage``: DSDPG with ``distributional:False``): a label
+  accepted wherever an algorithm is, run as the zoo algorithm with the variant's ``-params`` last
+  (:func:`zoo_algorithm`, :func:`variant_params`);
 - the two hyperparameter protocols (:data:`PROTOCOLS`): ``matched`` gives every algorithm of an env the same
   :data:`SHARED_KEYS` (learning rate, batch size, gamma, tau, buffer size, learning starts, ``net_arch``, train frequency,
   gradient steps; action noise to :data:`DETERMINISTIC_ACTOR_ALGOS` only, the :data:`STOCHASTIC_POLICY_ALGOS` explore
@@ -20,6 +25,7 @@ Layout of a sweep folder ``DIR``::
 
     DIR/logs/<algo>__<env-slug>__seed<S>/          # the zoo's -f folder of one run (train.log, compare_run.json)
         <algo>/<EnvName>_1/evaluations.npz        # the zoo's own logs, model and periodic deterministic evaluations
+                                                  # (<algo>: the zoo algorithm, dsdpg for a variant such as mage)
     DIR/report/                                   # results.md, results.csv, runs.csv, curves_*.png, aggregate.png, ...
 
 Fairness: every algorithm of an env gets the same env ID and kwargs, the same budget, the same evaluation protocol
@@ -39,6 +45,16 @@ MARKER = "compare_run.json"
 DEFAULT_ALGOS = ("dsdpg", "td3", "tqc")
 PAPER_BASES = ("Ant", "HalfCheetah", "Hopper", "Walker2d", "Humanoid", "InvertedDoublePendulum")
 PROTOCOLS = ("matched", "zoo")
+# Named DSDPG variants (ablations): label -> (zoo algorithm, its extra -params). A label is accepted wherever an
+# algorithm is (--algos, --algo-params LABEL:KEY:VALUE, a suite's algos and algo_params) and has its own runs, rows and
+# curves; it runs the zoo algorithm's entry (``--algo dsdpg``) and, under the matched protocol, is a deterministic actor
+# like it. Its -params come last on the command line, after the protocol's and the overrides (so they win), and are
+# part of the run's configuration. Values as the zoo's -params (Python literals: strings quoted, True/False).
+ALGO_VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "dsdpg-mmd": ("dsdpg", ("loss:'mmd'",)),  # plain MMD on the joint samples instead of max-sliced ("MMD Sobolev")
+    "mage": ("dsdpg", ("distributional:False",)),  # deterministic Sobolev critic, MAGE's loss (one Q per critic)
+    "dsdpg-returns": ("dsdpg", ("sobolev:False",)),  # generative critic on returns only, no action gradients
+}
 
 # The hyperparameters every algorithm of an env gets alike under the matched protocol. ``net_arch`` lives inside
 # ``policy_kwargs``; ``noise_type``/``noise_std`` go to the deterministic-actor algorithms only.
@@ -68,6 +84,16 @@ DSDPG_DEFAULTS: dict[str, Any] = {
 
 class CompareError(ValueError):
     """Bad input of a comparison, found before any run starts."""
+
+
+def zoo_algorithm(algo: str) -> str:
+    """The zoo algorithm (``--algo``) a label of ``--algos`` runs: a variant's, else the label itself."""
+    return ALGO_VARIANTS[algo][0] if algo in ALGO_VARIANTS else algo
+
+
+def variant_params(algo: str) -> tuple[str, ...]:
+    """The ``-params`` a variant appends to its runs' (none for a plain algorithm)."""
+    return ALGO_VARIANTS[algo][1] if algo in ALGO_VARIANTS else ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,8 +128,12 @@ class Suite:
 
     ``params``: ``-params`` overrides for every algorithm under the zoo protocol. ``shared``: the values of
     :data:`SHARED_KEYS` under the matched protocol (keys left out: DSDPG's zoo entry; per env: ``EnvSpec.shared``).
-    ``algo_params``: ``(algo, "key:value")`` overrides of one algorithm's own arguments, under both protocols.
-    ``protocol``: the protocol used unless ``--protocol`` says otherwise.
+    ``algo_params``: ``(algo, "key:value")`` overrides of one algorithm's own arguments, under both protocols
+    (``algo`` a label of ``--algos``: an entry for ``dsdpg`` does not reach its variants, which need their own).
+    ``protocol``: the protocol used unless ``--protocol`` says otherwise. ``algos``: the labels run unless
+    ``--algos`` says otherwise. ``dsdpg_defaults`` (matched protocol): DSDPG and its variants run with DSDPG's own
+    defaults on every env, whatever the env's zoo entry tunes (:func:`dsdpg_default_params`), so that a sweep over
+    noise levels compares one algorithm, not a tuned entry on one level and the defaults on the others.
     """
 
     envs: tuple[EnvSpec, ...]
@@ -115,6 +145,76 @@ class Suite:
     algo_params: tuple[tuple[str, str], ...] = ()
     protocol: str = "zoo"
     shared: tuple[tuple[str, Any], ...] = ()
+    algos: tuple[str, ...] = DEFAULT_ALGOS
+    dsdpg_defaults: bool = False
+
+
+# Keys of a DSDPG zoo entry that are not DSDPG's own arguments, or that the matched protocol already writes out.
+_NOT_OWN_KEYS = frozenset({"n_timesteps", "policy", "normalize", "env_wrapper", "frame_stack", "callback", *SHARED_KEYS})
+
+
+def dsdpg_default_params(entry: dict[str, Any]) -> tuple[str, ...]:
+    """
+    ``-params`` that put back DSDPG's constructor defaults over what a zoo ``entry`` sets of DSDPG's own arguments:
+    each such key at its default, and the entry's ``policy_kwargs`` keys other than ``net_arch`` at the policy's
+    defaults (merged key by key by the matched protocol).
+    """
+    import inspect
+
+    from sb3_dsdpg import DSDPG
+    from sb3_dsdpg.policies import DSDPGPolicy
+
+    algo_defaults = {name: p.default for name, p in inspect.signature(DSDPG.__init__).parameters.items()}
+    policy_defaults = {name: p.default for name, p in inspect.signature(DSDPGPolicy.__init__).parameters.items()}
+    params = [
+        f"{key}:{algo_defaults[key]!r}"
+        for key in entry
+        if key not in _NOT_OWN_KEYS and key != "policy_kwargs" and key in algo_defaults
+    ]
+    kwargs = as_kwargs(entry.get("policy_kwargs"), "a zoo entry")
+    pinned = {key: policy_defaults[key] for key in kwargs if key != "net_arch" and key in policy_defaults}
+    if pinned:
+        params.append("policy_kwargs:dict(" + ", ".join(f"{k}={_default_text(v)}" for k, v in pinned.items()) + ")")
+    return tuple(params)
+
+
+def _default_text(value: Any) -> str:
+    """A policy default as the zoo's namespace writes it (``nn.ReLU`` for an activation class)."""
+    if isinstance(value, type) and value.__module__.startswith("torch.nn"):
+        return f"nn.{value.__name__}"
+    return repr(value)
+
+
+# The matched values of the CPU suites (cpu-small, noise-sweep, toy-bonus-sweep; reasons and cost: cpu-small's comment).
+SMALL_SHARED: tuple[tuple[str, Any], ...] = (
+    ("learning_rate", 1e-3),
+    ("batch_size", 128),
+    ("gamma", 0.98),
+    ("tau", 0.005),
+    ("buffer_size", 200_000),
+    ("learning_starts", 500),
+    ("net_arch", [64, 64]),
+    ("noise_type", "normal"),
+    ("noise_std", 0.1),
+    ("train_freq", 1),
+    ("gradient_steps", 1),
+)
+# Their -params under the zoo protocol (as the first cpu-small sweep ran).
+SMALL_ZOO_PARAMS = ("learning_starts:500", 'policy_kwargs:"dict(net_arch=[64, 64])"')
+# DSDPG's world model at 64x64 too, for DSDPG and each of its variants (a suite's algo_params reach only the labels
+# they name; a label not among --algos is left out).
+SMALL_ALGO_PARAMS: tuple[tuple[str, str], ...] = tuple(
+    (algo, 'world_model_kwargs:"dict(encoder_arch=[64, 64], decoder_arch=[64, 64], prior_arch=[64, 64])"')
+    for algo in ("dsdpg", *ALGO_VARIANTS)
+    if zoo_algorithm(algo) == "dsdpg"
+)
+SMALL_DESCRIPTION = (
+    "matched protocol: lr 1e-3, batch 128, gamma 0.98, tau 0.005, buffer 2e5, learning_starts 500, 64x64 networks "
+    "(and DSDPG world model), train_freq 1, gradient_steps 1 and normal action noise 0.1 (deterministic actors) for "
+    "every algorithm"
+)
+IDP_DYN_NOISE = "sb3_dsdpg/InvertedDoublePendulum-DynNoise-v5"
+IDP_OBS_NOISE = "sb3_dsdpg/InvertedDoublePendulum-ObsNoise-v5"
 
 
 SUITES: dict[str, Suite] = {
@@ -140,28 +240,54 @@ SUITES: dict[str, Suite] = {
         seeds=(0, 1, 2, 3, 4),
         eval_freq=1000,
         eval_episodes=10,
-        params=("learning_starts:500", 'policy_kwargs:"dict(net_arch=[64, 64])"'),
-        algo_params=(
-            ("dsdpg", 'world_model_kwargs:"dict(encoder_arch=[64, 64], decoder_arch=[64, 64], prior_arch=[64, 64])"'),
-        ),
+        params=SMALL_ZOO_PARAMS,
+        algo_params=SMALL_ALGO_PARAMS,
         protocol="matched",
-        shared=(
-            ("learning_rate", 1e-3),
-            ("batch_size", 128),
-            ("gamma", 0.98),
-            ("tau", 0.005),
-            ("buffer_size", 200_000),
-            ("learning_starts", 500),
-            ("net_arch", [64, 64]),
-            ("noise_type", "normal"),
-            ("noise_std", 0.1),
-            ("train_freq", 1),
-            ("gradient_steps", 1),
-        ),
+        shared=SMALL_SHARED,
         description="Pendulum-v1 and its ObsNoise/DynNoise variants, PointMassBonus (n_bonus=4), "
-        "InvertedDoublePendulum-DynNoise-v5, 6000 steps on the Pendulums and 5000 on the others, seeds 0-4; matched "
-        "protocol: lr 1e-3, batch 128, gamma 0.98, tau 0.005, buffer 2e5, learning_starts 500, 64x64 networks "
-        "(and DSDPG world model), train_freq 1, gradient_steps 1 and normal action noise 0.1 (DSDPG, TD3) for every algorithm",
+        "InvertedDoublePendulum-DynNoise-v5, 6000 steps on the Pendulums and 5000 on the others, seeds 0-4; "
+        + SMALL_DESCRIPTION,
+    ),
+    # DSDPG and two of its ablations beside TD3 and TQC as the noise grows, on one task: InvertedDoublePendulum clean,
+    # with dynamics noise at the registered sigma 0.1 and at 0.2, with observation noise at the registered
+    # U(0.8, 1.2) and at twice its half-width, U(0.6, 1.4) (the levels written out, so that the report names them).
+    # The cpu-small settings; 5 envs x 5 algorithms x 3 seeds = 75 runs of 6000 steps. DSDPG and its variants run with
+    # DSDPG's defaults on every level (dsdpg_defaults: the tuned DynNoise entry's own values are put back).
+    "noise-sweep": Suite(
+        envs=(
+            EnvSpec("InvertedDoublePendulum-v5", timesteps=6000),
+            EnvSpec(IDP_DYN_NOISE, (("sigma", 0.1),), timesteps=6000),
+            EnvSpec(IDP_DYN_NOISE, (("sigma", 0.2),), timesteps=6000),
+            EnvSpec(IDP_OBS_NOISE, (("low", 0.8), ("high", 1.2)), timesteps=6000),
+            EnvSpec(IDP_OBS_NOISE, (("low", 0.6), ("high", 1.4)), timesteps=6000),
+        ),
+        seeds=(0, 1, 2),
+        eval_freq=1000,
+        eval_episodes=10,
+        params=SMALL_ZOO_PARAMS,
+        algo_params=SMALL_ALGO_PARAMS,
+        protocol="matched",
+        shared=SMALL_SHARED,
+        algos=("dsdpg", "mage", "dsdpg-returns", "td3", "tqc"),
+        dsdpg_defaults=True,
+        description="InvertedDoublePendulum-v5, its DynNoise at sigma 0.1 and 0.2 and its ObsNoise at U(0.8, 1.2) and "
+        "U(0.6, 1.4), 6000 steps, seeds 0-2, dsdpg, mage, dsdpg-returns, td3, tqc; " + SMALL_DESCRIPTION,
+    ),
+    # The point mass's hidden bonus as its law gets more modes (n_bonus 1, 2, 4, 8), with every DSDPG variant; the
+    # cpu-small settings; 4 envs x 6 algorithms x 5 seeds = 120 runs of 10000 steps. No zoo entry names this ID: DSDPG
+    # and TD3/TQC get the default entries of dsdpg.yml and rl-zoo3's td3.yml/tqc.yml under the shared values.
+    "toy-bonus-sweep": Suite(
+        envs=tuple(EnvSpec("sb3_dsdpg/PointMassBonus-v1", (("n_bonus", n),), timesteps=10_000) for n in (1, 2, 4, 8)),
+        seeds=(0, 1, 2, 3, 4),
+        eval_freq=2000,
+        eval_episodes=20,
+        params=SMALL_ZOO_PARAMS,
+        algo_params=SMALL_ALGO_PARAMS,
+        protocol="matched",
+        shared=SMALL_SHARED,
+        algos=("dsdpg", "dsdpg-mmd", "mage", "dsdpg-returns", "td3", "tqc"),
+        description="sb3_dsdpg/PointMassBonus-v1 with n_bonus 1, 2, 4, 8, 10000 steps, seeds 0-4, dsdpg, dsdpg-mmd, "
+        "mage, dsdpg-returns, td3, tqc; " + SMALL_DESCRIPTION,
     ),
     # The paper's suite, for a cluster (--backend ray): the zoo entries of hyperparams/{dsdpg,td3,tqc}.yml as they are.
     "paper": Suite(
@@ -183,7 +309,12 @@ SUITES: dict[str, Suite] = {
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    """One zoo training: an algorithm on an env with a seed, and everything that makes it reproducible."""
+    """
+    One zoo training: an algorithm on an env with a seed, and everything that makes it reproducible.
+
+    ``algo`` is the label of ``--algos`` (a zoo algorithm or a variant of :data:`ALGO_VARIANTS`); ``params`` the
+    protocol's ``-params``, to which a variant's own are appended (:attr:`zoo_params`).
+    """
 
     algo: str
     env: EnvSpec
@@ -199,6 +330,16 @@ class Run:
     def name(self) -> str:
         return f"{self.algo}__{self.env.slug}__seed{self.seed}"
 
+    @property
+    def zoo_algo(self) -> str:
+        """The zoo algorithm the run trains (``dsdpg`` for a variant)."""
+        return zoo_algorithm(self.algo)
+
+    @property
+    def zoo_params(self) -> tuple[str, ...]:
+        """The run's ``-params``: the protocol's, then the variant's (last, so they win)."""
+        return (*self.params, *variant_params(self.algo))
+
     def folder(self, out: Path) -> Path:
         """The run's ``-f`` log folder."""
         return out / "logs" / self.name
@@ -207,20 +348,20 @@ class Run:
         """The ``python -m sb3_dsdpg.train`` command line of this run."""
         command = [
             sys.executable, "-m", "sb3_dsdpg.train",
-            "--algo", self.algo, "--env", self.env.env_id, "--seed", str(self.seed),
+            "--algo", self.zoo_algo, "--env", self.env.env_id, "--seed", str(self.seed),
             "-n", str(self.timesteps), "-f", str(self.folder(out)),
             "--eval-freq", str(self.eval_freq), "--eval-episodes", str(self.eval_episodes),
             "--n-eval-envs", str(self.n_eval_envs), "--num-threads", "1", "--verbose", "0",
         ]  # fmt: skip
         if self.env.kwargs:
             command += ["--env-kwargs", *(f"{key}:{value!r}" for key, value in self.env.kwargs)]
-        if self.params:
-            command += ["-params", *self.params]
+        if self.zoo_params:
+            command += ["-params", *self.zoo_params]
         return command
 
     def config(self) -> dict[str, Any]:
-        """What must match for a finished run to be reused."""
-        return {
+        """What must match for a finished run to be reused (a variant's: also its zoo algorithm and -params)."""
+        config = {
             "algo": self.algo,
             "env_id": self.env.env_id,
             "env_kwargs": dict(self.env.kwargs),
@@ -230,8 +371,11 @@ class Run:
             "eval_episodes": self.eval_episodes,
             "n_eval_envs": self.n_eval_envs,
             "protocol": self.protocol,
-            "params": list(self.params),
+            "params": list(self.zoo_params),
         }
+        if self.algo in ALGO_VARIANTS:  # plain algorithms keep the keys of markers written before the variants
+            config["zoo_algo"] = self.zoo_algo
+        return config
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -337,8 +481,8 @@ def as_kwargs(value: Any, where: str) -> dict[str, Any]:
 
 def resolved_hyperparams(run: Run) -> dict[str, Any]:
     """What the zoo makes of ``run``: its zoo entry with the run's ``-params`` applied (values evaluated)."""
-    _, _, hyperparams = zoo_entry(run.algo, run.env.env_id)
-    for item in run.params:
+    _, _, hyperparams = zoo_entry(run.zoo_algo, run.env.env_id)
+    for item in run.zoo_params:
         key, text = split_param(item)
         hyperparams[key] = evaluate(text)
     return hyperparams

@@ -1,7 +1,8 @@
 """Running a comparison sweep: ``python -m sb3_dsdpg.compare`` compares DSDPG with TD3 and TQC on the same tasks.
 
-This module owns the running of a sweep (what a sweep *is*, its runs, suites and protocols, is
-:mod:`sb3_dsdpg.tools.compare.runs`): it expands ``--algos x --envs x --seeds`` (or a named ``--suite``) into runs
+This module owns the running of a sweep (what a sweep *is*, its runs, suites, protocols and DSDPG variants, is
+:mod:`sb3_dsdpg.tools.compare.runs`): it expands ``--algos x --envs x --seeds`` (or a named ``--suite``; ``--algos``
+takes zoo algorithms and the variants of :data:`~sb3_dsdpg.tools.compare.runs.ALGO_VARIANTS`) into runs
 (:func:`build_runs`; under the ``matched`` protocol :func:`shared_values` and :func:`matched_params` compose each
 algorithm's ``-params``), checks the input before anything starts (algorithms, env IDs and kwargs, the output folder,
 Ray, the ``zoo`` extra), runs every run as an ordinary zoo training (``python -m sb3_dsdpg.train ... --num-threads 1``,
@@ -11,9 +12,10 @@ marker), and then writes the report with :mod:`sb3_dsdpg.tools.compare.report`.
 
 Protocols (``--protocol``):
 
-- ``matched`` (default for ``--envs`` and the ``cpu-small`` suite): on an env every algorithm gets the same shared
+- ``matched`` (default for ``--envs`` and the CPU suites): on an env every algorithm gets the same shared
   hyperparameters, from the suite or else from DSDPG's zoo entry for that env; the algorithms differ only in their
-  own arguments, which stay as in their zoo entries. Action noise goes to the deterministic-actor algorithms only; the
+  own arguments, which stay as in their zoo entries (a DSDPG variant: DSDPG's entry with the variant's arguments).
+  Action noise goes to the deterministic-actor algorithms (and DSDPG's variants) only; the
   stochastic-policy ones explore through their entropy and run without action noise, even when their zoo entry sets
   one.
 - ``zoo`` (default for the ``paper`` suite): each algorithm's own zoo entry plus the suite's (or ``--params``)
@@ -39,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from sb3_dsdpg.tools.compare.runs import (
+    ALGO_VARIANTS,
     DEFAULT_ALGOS,
     DETERMINISTIC_ACTOR_ALGOS,
     DSDPG_DEFAULTS,
@@ -53,11 +56,14 @@ from sb3_dsdpg.tools.compare.runs import (
     Run,
     Suite,
     as_kwargs,
+    dsdpg_default_params,
     evaluate,
     evaluation_file,
     parse_env,
     read_marker,
     split_param,
+    variant_params,
+    zoo_algorithm,
     zoo_entry,
 )
 from sb3_dsdpg.tools.extras import require
@@ -72,7 +78,7 @@ ZOO_EXTRA_MODULES = ("rl_zoo3", "optuna", "yaml", "sb3_contrib", "matplotlib", "
 
 
 def known_algos() -> list[str]:
-    """The zoo's algorithms plus ``dsdpg``."""
+    """The zoo's algorithms plus ``dsdpg`` (the variants of :data:`ALGO_VARIANTS` are not among them)."""
     from sb3_dsdpg.tools import zoo
 
     zoo.register()
@@ -80,10 +86,20 @@ def known_algos() -> list[str]:
 
 
 def check_algos(algos: Sequence[str]) -> None:
+    """Fail on a label of ``--algos`` that is neither a zoo algorithm nor a variant, naming the known ones."""
     known = known_algos()
     for algo in algos:
-        if algo not in known:
-            raise CompareError(f"unknown algorithm {algo!r}: choose from {', '.join(known)}")
+        if algo not in known and algo not in ALGO_VARIANTS:
+            raise CompareError(
+                f"unknown algorithm {algo!r}: choose from {', '.join(known)}, or a DSDPG variant: {', '.join(ALGO_VARIANTS)}"
+            )
+
+
+def selected_algos(args: argparse.Namespace) -> list[str]:
+    """The labels of the sweep: ``--algos``, else the suite's, else :data:`DEFAULT_ALGOS`."""
+    if args.algos:
+        return list(args.algos)
+    return list(SUITES[args.suite].algos if args.suite else DEFAULT_ALGOS)
 
 
 def check_envs(envs: Sequence[EnvSpec]) -> None:
@@ -235,9 +251,39 @@ def matched_params(
     )
 
 
+def unshared_algo_params(args: argparse.Namespace) -> list[str]:
+    """
+    Notes on ``--algo-params`` of a zoo algorithm (e.g. ``dsdpg:n_samples:4``) whose key a selected variant of it
+    does not get (``--algo-params`` apply to the label they name only): printed by :func:`main`, not an error.
+    """
+    algos = selected_algos(args)
+    given: dict[str, set[str]] = {}
+    for item in args.algo_params or []:
+        algo, _, value = item.partition(":")
+        given.setdefault(algo, set()).add(value.partition(":")[0])
+    notes = []
+    for algo in algos:
+        base = zoo_algorithm(algo)
+        missing = sorted(given.get(base, set()) - given.get(algo, set())) if algo != base else []
+        if missing:
+            notes.append(
+                f"note: --algo-params for {base} do not reach its variant {algo} ({', '.join(missing)}): "
+                f"give them as {algo}:KEY:VALUE too if the variant should differ from {base} only by "
+                f"{' '.join(variant_params(algo))}"
+            )
+    return notes
+
+
 def build_runs(args: argparse.Namespace) -> list[Run]:
-    """Expand the command line into runs (suite values unless overridden), in a stable order."""
+    """
+    Expand the command line into runs (suite values unless overridden), in a stable order.
+
+    A DSDPG variant gets ``--algo-params`` given for its own label only (not those for ``dsdpg``), and none that sets
+    a key of its definition. Its protocol params are those of its zoo algorithm; its own come last (:class:`Run`).
+    """
     suite = SUITES[args.suite] if args.suite else None
+    algos = selected_algos(args)
+    check_algos(algos)
     if args.envs:
         envs = [parse_env(text) for text in args.envs]
     elif suite:
@@ -252,24 +298,34 @@ def build_runs(args: argparse.Namespace) -> list[Run]:
     algo_params: dict[str, list[str]] = {}
     if suite and (protocol == "matched" or (args.params is None and args.algo_params is None)):
         for algo, value in suite.algo_params:
-            if algo in args.algos:
+            if algo in algos:
                 algo_params.setdefault(algo, []).append(value)
     for item in args.algo_params or []:
         algo, sep, value = item.partition(":")
         if not sep or ":" not in value:
             raise CompareError(f"bad --algo-params {item!r}: expected ALGO:key:value")
         algo_params.setdefault(algo, []).append(value)
-    for algo in algo_params:
-        if algo not in args.algos:
-            raise CompareError(f"--algo-params for {algo!r}, which is not among --algos {args.algos}")
+    for algo, values in algo_params.items():
+        if algo not in algos:
+            raise CompareError(f"--algo-params for {algo!r}, which is not among --algos {algos}")
+        fixed = {split_param(item)[0] for item in variant_params(algo)}
+        for value in values:
+            if split_param(value, "--algo-params")[0] in fixed:
+                raise CompareError(
+                    f"--algo-params {algo}:{value} sets what the variant {algo!r} is defined by "
+                    f"({' '.join(variant_params(algo))}): use another label or the zoo algorithm"
+                )
     run_params: dict[tuple[EnvSpec, str], tuple[str, ...]] = {}
     for env in envs:
         shared = shared_values(env, suite) if protocol == "matched" else {}
-        for algo in args.algos:
+        for algo in algos:
             if protocol == "zoo":
                 run_params[env, algo] = params + tuple(algo_params.get(algo, ()))
-            elif algo in DETERMINISTIC_ACTOR_ALGOS | STOCHASTIC_POLICY_ALGOS:
-                run_params[env, algo] = matched_params(algo, env, shared, args.params or (), algo_params.get(algo, ()))
+            elif zoo_algorithm(algo) in DETERMINISTIC_ACTOR_ALGOS | STOCHASTIC_POLICY_ALGOS:
+                own = tuple(algo_params.get(algo, ()))
+                if suite and suite.dsdpg_defaults and zoo_algorithm(algo) == "dsdpg":
+                    own = dsdpg_default_params(zoo_entry("dsdpg", env.env_id)[2]) + own  # then the suite's, --algo-params
+                run_params[env, algo] = matched_params(zoo_algorithm(algo), env, shared, args.params or (), own)
             else:
                 known = ", ".join(sorted(DETERMINISTIC_ACTOR_ALGOS | STOCHASTIC_POLICY_ALGOS))
                 raise CompareError(
@@ -285,7 +341,7 @@ def build_runs(args: argparse.Namespace) -> list[Run]:
                 raise CompareError(f"no budget for {env.label}: give --timesteps")
             eval_freq = args.eval_freq or (suite.eval_freq if suite and suite.eval_freq else max(1, timesteps // 10))
             eval_episodes = args.eval_episodes or (suite.eval_episodes if suite else 10)
-            for algo in args.algos:
+            for algo in algos:
                 runs.append(
                     Run(algo, env, seed, timesteps, eval_freq, eval_episodes, args.n_eval_envs,
                         run_params[env, algo], protocol)
@@ -442,7 +498,12 @@ def make_parser() -> argparse.ArgumentParser:
         description="Compare DSDPG with TD3 and TQC: every (algo, env, seed) as one zoo training, then a report.",
         epilog="Example: python -m sb3_dsdpg.compare --suite cpu-small --out runs/cpu-small --jobs 2",
     )
-    parser.add_argument("--algos", nargs="+", default=list(DEFAULT_ALGOS), help="zoo algorithms (default: dsdpg td3 tqc)")
+    parser.add_argument(
+        "--algos",
+        nargs="+",
+        help=f"zoo algorithms and DSDPG variants ({', '.join(ALGO_VARIANTS)}; default: the suite's, else "
+        f"{' '.join(DEFAULT_ALGOS)})",
+    )
     parser.add_argument("--envs", nargs="+", help="env IDs, with make-kwargs as ID:key=value,key=value")
     parser.add_argument("--suite", choices=sorted(SUITES), help="named set of envs, budgets, seeds and overrides")
     parser.add_argument(
@@ -467,7 +528,12 @@ def make_parser() -> argparse.ArgumentParser:
         help="zoo -params overrides for every algorithm (zoo protocol: instead of the suite's; matched: on top of the "
         "shared values, policy_kwargs merged into each algorithm's, noise keys for deterministic actors only)",
     )
-    parser.add_argument("--algo-params", nargs="+", metavar="ALGO:KEY:VALUE", help="-params overrides for one algorithm")
+    parser.add_argument(
+        "--algo-params",
+        nargs="+",
+        metavar="ALGO:KEY:VALUE",
+        help="-params overrides for one algorithm or variant (dsdpg's do not reach its variants: give e.g. mage:KEY:VALUE)",
+    )
     parser.add_argument("--no-update-cost", action="store_true", help="leave the update-cost benchmark out of the report")
     parser.add_argument("--no-report", action="store_true", help="only run")
     parser.add_argument("--report-only", action="store_true", help="only (re)write the report from finished runs")
@@ -487,8 +553,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     require("zoo", parser.prog, ZOO_EXTRA_MODULES)
     try:
-        check_algos(args.algos)
         runs = build_runs(args)
+        for note in unshared_algo_params(args):
+            print(note, file=sys.stderr)
         check_envs(list(dict.fromkeys(run.env for run in runs)))
         check_out(args.out)
         if args.backend == "ray" and not args.report_only:
