@@ -725,13 +725,13 @@ def test_toy_bonus_sweep_suite() -> None:
 
     suite = runs_module.SUITES["toy-bonus-sweep"]
     assert [(spec.env_id, spec.kwargs, spec.timesteps) for spec in suite.envs] == [
-        ("sb3_dsdpg/PointMassBonus-v1", (("n_bonus", n),), 10_000) for n in (1, 2, 4, 8)
+        ("sb3_dsdpg/PointMassRevealedBonus-v0", (("n_bonus", n),), 10_000) for n in (1, 2, 4, 8)
     ]
     assert (suite.eval_freq, suite.eval_episodes) == (2000, 20)
     algos = ("dsdpg", "dsdpg-mmd", "mage", "dsdpg-returns", "td3", "tqc")
     runs = check_variant_suite("toy-bonus-sweep", algos, 4, (0, 1, 2, 3, 4), 10_000)
     assert {run.eval_freq for run in runs} == {2000} and {run.eval_episodes for run in runs} == {20}
-    if "sb3_dsdpg/PointMassBonus-v1" in gym.registry:  # made only once the env is there
+    if "sb3_dsdpg/PointMassRevealedBonus-v0" in gym.registry:  # made only once the env is there
         sweep_module.check_envs(suite.envs)
 
 

@@ -31,7 +31,7 @@ EXPECTED_IDS = [
     f"sb3_dsdpg/{base.rpartition('-v')[0]}-{kind}-v{base.rpartition('-v')[2]}"
     for base in BASES
     for kind in ("ObsNoise", "DynNoise")
-] + ["sb3_dsdpg/PointMassBonus-v0", "sb3_dsdpg/PointMassBonus-v1"]
+] + ["sb3_dsdpg/PointMassBonus-v0", "sb3_dsdpg/PointMassRevealedBonus-v0"]
 NOISY_IDS = EXPECTED_IDS[:-2]
 POINT_MASS_ID = "sb3_dsdpg/PointMassBonus-v0"
 

@@ -1,4 +1,4 @@
-"""The revealed-bonus point mass (``sb3_dsdpg/PointMassBonus-v1``): the env and its registration, the pure step
+"""The revealed-bonus point mass (``sb3_dsdpg/PointMassRevealedBonus-v0``): the env and its registration, the pure step
 function against the env, the multimodal return and first-action gradient laws at the start state (Monte-Carlo, one
 mode per bonus), and the gradient diagnostics' Monte-Carlo reference on it."""
 
@@ -29,7 +29,7 @@ from sb3_dsdpg.tools.diagnostics import (
     revealed_bonus_reference,
 )
 
-V1_ID = "sb3_dsdpg/PointMassBonus-v1"
+V1_ID = "sb3_dsdpg/PointMassRevealedBonus-v0"
 V0_ID = "sb3_dsdpg/PointMassBonus-v0"
 
 

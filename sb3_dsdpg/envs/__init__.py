@@ -3,7 +3,7 @@ variant, their gymnasium IDs, and the known reward functions of the tasks that h
 
 Importing this module registers ``sb3_dsdpg/<Base>-ObsNoise-v<k>`` and ``sb3_dsdpg/<Base>-DynNoise-v<k>`` for the
 bases Ant-v5, HalfCheetah-v5, Hopper-v5, Walker2d-v5, Humanoid-v5, InvertedDoublePendulum-v5 and Pendulum-v1,
-``sb3_dsdpg/PointMassBonus-v0`` (hidden bonus) and ``sb3_dsdpg/PointMassBonus-v1`` (bonus revealed by the first step)
+``sb3_dsdpg/PointMassBonus-v0`` (hidden bonus) and ``sb3_dsdpg/PointMassRevealedBonus-v0`` (bonus revealed by the first step)
 so rl-zoo3 can use ``--gym-packages sb3_dsdpg.envs``. It is a low-level module: it imports nothing from the rest of
 ``sb3_dsdpg`` (no torch).
 """

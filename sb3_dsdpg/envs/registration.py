@@ -1,5 +1,5 @@
 """Registration of the benchmark environment IDs (``sb3_dsdpg/<Base>-ObsNoise-v<k>``, ``sb3_dsdpg/<Base>-DynNoise-v<k>``,
-``sb3_dsdpg/PointMassBonus-v0``, ``sb3_dsdpg/PointMassBonus-v1``) with gymnasium, and the entry points that build the
+``sb3_dsdpg/PointMassBonus-v0``, ``sb3_dsdpg/PointMassRevealedBonus-v0``) with gymnasium, and the entry points that build the
 noisy envs.
 
 Registration is idempotent: an ID already in the registry is left alone, so importing or reloading the package
@@ -26,7 +26,7 @@ BASE_ENV_IDS: tuple[str, ...] = (
     "Pendulum-v1",
 )
 POINT_MASS_ID = f"{NAMESPACE}/PointMassBonus-v0"
-REVEALED_BONUS_ID = f"{NAMESPACE}/PointMassBonus-v1"
+REVEALED_BONUS_ID = f"{NAMESPACE}/PointMassRevealedBonus-v0"
 POINT_MASS_MAX_EPISODE_STEPS = 50  # both point masses
 
 

@@ -1,4 +1,4 @@
-"""The 2-D point mass whose bonus is revealed by the first transition (``sb3_dsdpg/PointMassBonus-v1``): the
+"""The 2-D point mass whose bonus is revealed by the first transition (``sb3_dsdpg/PointMassRevealedBonus-v0``): the
 paper's Section 6.1 toy (a point mass in the plane with bonus locations on a circle), made Markov, so that the
 multimodal return and action-gradient laws at the start state are the fixed point of the distributional Bellman
 operator and a critic of the observation can learn them.
@@ -134,11 +134,12 @@ class RevealedBonusPointMassEnv(gym.Env[np.ndarray, np.ndarray]):
     cancels by symmetry for equal values and, with these values, leaves a small vector towards the better bonuses.
     More bonuses, more modes.
 
-    The episode never terminates; the registered ID ``sb3_dsdpg/PointMassBonus-v1`` truncates it after 50 steps
+    The episode never terminates; the registered ID ``sb3_dsdpg/PointMassRevealedBonus-v0`` truncates it after 50 steps
     (``max_episode_steps``), with ``n_bonus=4`` by default. Built directly, the class has no time limit.
 
     The bonus is drawn from the generator at reset and revealed by the first step (equivalent, since the agent
-    cannot see it before), so with the same seed v0 and v1 draw the same bonus index and the same motion noise.
+    cannot see it before), so with the same seed PointMassBonus-v0 and this env draw the same bonus
+    index and the same motion noise.
     ``reset(options={"bonus": k})`` forces the bonus the first step reveals (the draw happens anyway, so the motion
     noise is the same whichever bonus is forced). ``info["bonus"]`` is the index revealed so far, ``-1`` before the
     first step.

@@ -11,7 +11,7 @@ policy's action ``a = pi(s)``:
   return of the current (deterministic) policy and of its gradient in the first action, by central finite
   differences with common random numbers; over the hidden bonus and the motion noise on
   ``sb3_dsdpg/PointMassBonus-v0`` (:func:`point_mass_reference`), over the bonus the first step reveals and the
-  motion noise on ``sb3_dsdpg/PointMassBonus-v1`` (:func:`revealed_bonus_reference`, for any policy callable, e.g.
+  motion noise on ``sb3_dsdpg/PointMassRevealedBonus-v0`` (:func:`revealed_bonus_reference`, for any policy callable, e.g.
   the scripted :func:`~sb3_dsdpg.envs.revealed_bonus.drive_to_bonus`); :func:`reference_samples` picks the one of
   an env;
 
@@ -297,7 +297,7 @@ def revealed_bonus_reference(
 ) -> tuple[np.ndarray, np.ndarray]:
     """
     Monte-Carlo distribution of the discounted return of ``policy`` on the revealed-bonus point mass
-    (``sb3_dsdpg/PointMassBonus-v1``) from ``s`` with first action ``policy(s)``, and of its gradient in that first
+    (``sb3_dsdpg/PointMassRevealedBonus-v0``) from ``s`` with first action ``policy(s)``, and of its gradient in that first
     action, under the true dynamics (:func:`~sb3_dsdpg.envs.revealed_bonus.revealed_bonus_step`).
 
     Each rollout draws the bonus that the first transition reveals where ``s`` has none (ignored where ``s`` has one)
@@ -340,7 +340,7 @@ ReferenceEnv = PointMassBonusEnv | RevealedBonusPointMassEnv
 
 
 def reference_env(env: Any) -> ReferenceEnv | None:
-    """The point-mass env (v0 or v1) under ``env``'s wrappers, or None for an env without a Monte-Carlo reference."""
+    """The point-mass env (either ID) under ``env``'s wrappers, or None for an env without a Monte-Carlo reference."""
     unwrapped = getattr(env, "unwrapped", env)
     return unwrapped if isinstance(unwrapped, (PointMassBonusEnv, RevealedBonusPointMassEnv)) else None
 
@@ -355,7 +355,7 @@ def reference_samples(
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """
     The Monte-Carlo reference of ``env`` for the model's policy: :func:`point_mass_reference` on
-    ``PointMassBonus-v0``, :func:`revealed_bonus_reference` with the actor in float64 on ``PointMassBonus-v1``.
+    ``PointMassBonus-v0``, :func:`revealed_bonus_reference` with the actor in float64 on ``PointMassRevealedBonus-v0``.
 
     :param env: an env, wrappers allowed
     :param states: ``(B, *obs_shape)`` in the env's (raw) observation units
@@ -383,7 +383,7 @@ def diagnose(
     reference (with ``point_mass``, see :func:`reference_samples`).
 
     :param states: ``(B, *obs_shape)``
-    :param point_mass: the point-mass env, v0 (:class:`~sb3_dsdpg.envs.point_mass.PointMassBonusEnv`) or v1
+    :param point_mass: the point-mass env, v0 (:class:`~sb3_dsdpg.envs.point_mass.PointMassBonusEnv`) or revealed
         (:class:`~sb3_dsdpg.envs.revealed_bonus.RevealedBonusPointMassEnv`), to add the Monte-Carlo reference
     :param n_samples: critic and model-target samples per critic
     :param n_rollouts: Monte-Carlo rollouts per state
@@ -471,7 +471,7 @@ class GradientDiagnosticsCallback(BaseCallback):
     :param log_freq: callback calls (environment steps per env) between figures
     :param states: states to diagnose ``(B, *obs_shape)``; default: the origin on ``PointMassBonus-v0``, the start
         state ``(0, 0, 0, 0)`` and ``(0.35, 0, 0.7, 0)`` (half-way to the revealed first bonus) on
-        ``PointMassBonus-v1``, otherwise the first ``n_states`` observations of the replay buffer (fixed at the first
+        ``PointMassRevealedBonus-v0``, otherwise the first ``n_states`` observations of the replay buffer (fixed at the first
         figure)
     :param n_states: number of default states off the point masses
     :param n_samples: critic and model-target samples per critic
@@ -539,9 +539,9 @@ class GradientDiagnosticsCallback(BaseCallback):
 
 def _reference_states(env: ReferenceEnv) -> np.ndarray:
     """
-    The diagnosed states of a point mass. On v0, the origin and two points on the way to the first bonuses. On v1,
-    the start state (bonus not drawn), half-way to the revealed first bonus ``c_0 = (0.7, 0)``, and the origin just
-    after revealing the last (least valuable) bonus.
+    The diagnosed states of a point mass. On v0, the origin and two points on the way to the first bonuses. On the
+    revealed-bonus one, the start state (bonus not drawn), half-way to the revealed first bonus ``c_0 = (0.7, 0)``,
+    and the origin just after revealing the last (least valuable) bonus.
     """
     if isinstance(env, RevealedBonusPointMassEnv):
         last = env.bonus_centres[-1]
