@@ -49,12 +49,14 @@ BASE = dict(
     world_model_warmup_steps="auto",
     critic_actions="replay",
     target_returns="real",
+    policy=dict(share_critic_noise=True),  # the default until the ladder's double-pendulum rungs (False since)
 )
 
 
 def dsdpg(**changes: object) -> dict:
-    """A DSDPG rung: the base with ``changes``."""
-    return {"algo": "DSDPG", **BASE, **changes}
+    """A DSDPG rung: the base with ``changes`` (``policy``: DSDPGPolicy arguments, merged into the base's)."""
+    policy = {**BASE["policy"], **changes.pop("policy", {})}  # type: ignore[dict-item]
+    return {"algo": "DSDPG", **BASE, **changes, "policy": policy}
 
 
 # name -> (parent rung, what changes, arguments). R-numbers follow the issue: R0 references, R1 DSDPG reduced to TD3,
@@ -87,6 +89,27 @@ RUNGS: dict[str, tuple[str | None, str, dict]] = {
         dsdpg(sobolev=False, kernel="gaussian", kernel_bandwidth=[0.5, 1.0, 2.0]),
     ),
     "R2 silu": ("R2 return-only", "activation SiLU (the old default)", dsdpg(sobolev=False, activation="silu")),
+    "R2 unshared noise": (
+        "R2 return-only",
+        "fresh critic noise per batch row (share_critic_noise=False)",
+        dsdpg(sobolev=False, policy=dict(share_critic_noise=False)),
+    ),
+    "R2 concat": (
+        "R2 return-only",
+        "concat critic [s, a, xi] instead of the factorized one",
+        dsdpg(sobolev=False, policy=dict(critic_architecture="concat")),
+    ),
+    "R2 n25": (
+        "R2 return-only",
+        "25 samples per critic instead of 10 (TQC's 25 quantiles)",
+        dsdpg(sobolev=False, n_samples=25),
+    ),
+    "R2 5 critics": ("R2 return-only", "5 critics instead of 2 (TQC's count)", dsdpg(sobolev=False, policy=dict(n_critics=5))),
+    "R2 drop 3": (
+        "R2 return-only",
+        "3 top target samples dropped per critic instead of 1 (more pessimism)",
+        dsdpg(sobolev=False, top_samples_to_drop_per_critic=3),
+    ),
     "R3 model returns": (
         "R2 return-only",
         "return targets through the world model",
@@ -120,6 +143,21 @@ RUNGS: dict[str, tuple[str | None, str, dict]] = {
     ),
     "R4 hybrid gw0.3": ("R4 hybrid", "the gradient part weighs 0.3 in the kernel (0: R2)", dsdpg(gradient_weight=0.3)),
     "R6 hybrid reward_fn": ("R4 hybrid", "reward from the task's known function", dsdpg(reward_fn="task")),
+    "R4 hybrid unshared noise": (
+        "R4 hybrid",
+        "fresh critic noise per batch row (share_critic_noise=False)",
+        dsdpg(policy=dict(share_critic_noise=False)),
+    ),
+    "R4 hybrid drop 3": (
+        "R4 hybrid",
+        "3 top target samples dropped per critic instead of 1 (more pessimism)",
+        dsdpg(top_samples_to_drop_per_critic=3),
+    ),
+    "R4 hybrid drop 3 unshared": (
+        "R4 hybrid drop 3",
+        "fresh critic noise per batch row (share_critic_noise=False)",
+        dsdpg(top_samples_to_drop_per_critic=3, policy=dict(share_critic_noise=False)),
+    ),
     "R6 hybrid wm5": (
         "R4 hybrid",
         "5 world-model updates per critic update (MAGE's refit rate)",
@@ -159,6 +197,7 @@ def build(rung: str, env, seed: int):
         return TD3("MlpPolicy", env, seed=seed, policy_kwargs=policy_kwargs, **settings)
     if algo == "TQC":
         return TQC("MlpPolicy", env, seed=seed, policy_kwargs=policy_kwargs, **settings)
+    policy_kwargs.update(args.pop("policy", {}))  # critic knobs of DSDPGPolicy (share_critic_noise, n_critics, ...)
     if "activation" in args:
         policy_kwargs["activation_fn"] = {"relu": nn.ReLU, "silu": nn.SiLU}[args.pop("activation")]
     if args.get("reward_fn") == "task":

@@ -212,7 +212,7 @@ class GenerativeCritic(BaseModel):
         architecture: str = "factorized",
         noise_net_arch: list[int] | None = None,
         share_features_extractor: bool = False,
-        share_noise: bool = True,
+        share_noise: bool = False,
     ):
         super().__init__(
             observation_space, action_space, features_extractor=features_extractor, normalize_images=normalize_images
@@ -393,7 +393,9 @@ class DSDPGPolicy(BasePolicy):
     :param critic_architecture: ``"factorized"`` (ours, default: faster) or ``"concat"``
     :param noise_net_arch: hidden widths of the factorized critic's noise embedding (ours: ``[64]``)
     :param share_features_extractor: share the features extractor between actor and critic
-    :param share_critic_noise: share each update's critic noise draws across the batch (ours: True, faster)
+    :param share_critic_noise: share each update's critic noise draws across the batch (faster: one noise embedding
+        per draw instead of one per batch row and draw; the default before the ladder of docs/ablations.md). Default
+        ``False``: fresh draws per batch row, as the paper's sampling ``xi ~ N(0, I)`` per sample reads
     """
 
     actor: Actor
@@ -418,7 +420,7 @@ class DSDPGPolicy(BasePolicy):
         critic_architecture: str = "factorized",
         noise_net_arch: list[int] | None = None,
         share_features_extractor: bool = False,
-        share_critic_noise: bool = True,
+        share_critic_noise: bool = False,
     ):
         spaces_to_check = (
             observation_space.spaces.values() if isinstance(observation_space, spaces.Dict) else [observation_space]

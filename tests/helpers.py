@@ -92,10 +92,18 @@ def fd_jacobian(fn, x: th.Tensor, eps: float = 1e-6) -> th.Tensor:
     return th.stack(cols, dim=-1)
 
 
-def float64_model(env_id: str, architecture: str, world_model: str = "cvae", distributional: bool = True, **kwargs) -> DSDPG:
+def float64_model(
+    env_id: str,
+    architecture: str,
+    world_model: str = "cvae",
+    distributional: bool = True,
+    share_critic_noise: bool = False,
+    **kwargs,
+) -> DSDPG:
     """
     A small float64 DSDPG whose world-model normalisers have non-trivial statistics (so the checks cover them); a
     RealNVP world model is moved away from its identity initialisation, so that its Jacobians are not trivial.
+    ``share_critic_noise``: the policy's switch (the fixtures of ``critic_step_values`` were written with ``True``).
     """
     wm_kwargs = (
         dict(encoder_arch=[32], decoder_arch=[32, 32], prior_arch=[32]) if world_model == "cvae" else dict(hidden_arch=[32])
@@ -108,7 +116,13 @@ def float64_model(env_id: str, architecture: str, world_model: str = "cvae", dis
         n_target_model_draws=2 if distributional else 1,
         world_model=world_model,
         # SiLU: smooth, so that finite differences hold everywhere (and the fixtures were written with it)
-        policy_kwargs=dict(net_arch=[32, 32], critic_architecture=architecture, noise_net_arch=[16], activation_fn=nn.SiLU),
+        policy_kwargs=dict(
+            net_arch=[32, 32],
+            critic_architecture=architecture,
+            noise_net_arch=[16],
+            activation_fn=nn.SiLU,
+            share_critic_noise=share_critic_noise,
+        ),
         world_model_kwargs=wm_kwargs,
         learning_starts=0,
         seed=0,
@@ -269,7 +283,8 @@ def critic_step_values(name: str) -> dict[str, float]:
     architecture = kwargs.pop("architecture", "factorized")
     if kwargs.get("sobolev", True):  # the fixtures predate the hybrid target: the world model's returns
         kwargs.setdefault("target_returns", "model")
-    model = float64_model("Pendulum-v1", architecture, **kwargs)
+    # The fixtures predate fresh critic noise per batch row: one draw set shared by the batch.
+    model = float64_model("Pendulum-v1", architecture, share_critic_noise=True, **kwargs)
     preprocess = sb3_policies.preprocess_obs
     sb3_policies.preprocess_obs = lambda obs, space, normalize_images=True: obs  # keep float64
     th.set_default_dtype(th.float64)  # the critic noise drawn inside the loss

@@ -362,3 +362,21 @@ def test_gradient_weight_scales_the_gradient_part_in_the_kernel():
     scale = th.tensor([1.0, 0.5], dtype=th.float64)
     th.manual_seed(0)
     assert half.item() == pytest.approx(model._distribution_loss(online * scale, target * scale).item(), rel=1e-10)
+
+
+def test_critic_noise_is_drawn_per_batch_row_by_default_and_shared_on_request(tmp_path):
+    """``share_critic_noise``: fresh draws per row by default (the ladder's double-pendulum fix), one set per update
+    with ``True``; the loss of a batch of identical rows then differs between rows only without sharing."""
+    shared = DSDPG("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(net_arch=[8], share_critic_noise=True), device="cpu")
+    fresh = DSDPG("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(net_arch=[8]), device="cpu")
+    assert shared.critic.share_noise and shared.critic_target.share_noise
+    assert not fresh.critic.share_noise and not fresh.critic_target.share_noise
+    assert shared.critic.sample_noise(5, 3).shape == (1, 2, 3, 8)
+    assert fresh.critic.sample_noise(5, 3).shape == (5, 2, 3, 8)
+    obs, act = th.zeros(4, 3), th.zeros(4, 1)
+    with th.no_grad():
+        same = shared.critic(obs, act, shared.critic.sample_noise(4, 3))
+        differ = fresh.critic(obs, act, fresh.critic.sample_noise(4, 3))
+    assert th.equal(same[0], same[3]) and not th.allclose(differ[0], differ[3])
+    shared.save(tmp_path / "shared.zip")
+    assert DSDPG.load(tmp_path / "shared.zip", device="cpu").critic.share_noise
