@@ -3,7 +3,7 @@
 Run: ``python examples/quickstart_cost.py [--seeds 0 1 2] [--timesteps 6000]``. For each seed it trains the
 quickstart (``examples/quickstart.py``: Pendulum-v1, its small settings, one torch thread) once with DSDPG's current
 defaults and once with the defaults before the ladder of docs/ablations.md (``target_returns="model"``,
-``critic_actions="policy"``, SiLU networks), the two interleaved so that both see the same machine load, and prints
+``critic_actions="policy"``, SiLU networks, critic noise shared across the batch), the two interleaved so that both see the same machine load, and prints
 the training seconds, the evaluation (10 deterministic episodes) and the time ratio.
 """
 
@@ -26,7 +26,7 @@ def train(seed: int, timesteps: int, before: bool) -> tuple[float, float]:
     settings = small_settings(1)
     if before:
         settings.update(target_returns="model", critic_actions="policy")
-        settings["policy_kwargs"] = dict(settings["policy_kwargs"], activation_fn=nn.SiLU)
+        settings["policy_kwargs"] = dict(settings["policy_kwargs"], activation_fn=nn.SiLU, share_critic_noise=True)
     model = DSDPG("MlpPolicy", gym.make("Pendulum-v1"), seed=seed, **settings)
     start = time.perf_counter()
     model.learn(timesteps)

@@ -708,9 +708,14 @@ def test_noise_sweep_runs_dsdpg_at_its_defaults_on_every_level() -> None:
         assert tuned["policy_kwargs"]["activation_fn"] is nn.ReLU and tuned["policy_kwargs"]["net_arch"] == [64, 64]
         clean = given(next(run for run in mine if run.env.env_id == "InvertedDoublePendulum-v5"))
         assert not set(own_keys) & set(clean)  # nothing to put back on an untuned entry
-    # Without the flag (cpu-small), the tuned entry stays.
+    # Without the flag (cpu-small), the tuned entry stays; --dsdpg-defaults asks for the same on any sweep.
     cpu_small = [run for run in build("--suite", "cpu-small", "--seeds", "0") if run.algo == "dsdpg"]
     assert "critic_actions" not in given(next(run for run in cpu_small if run.env.env_id == IDP_DYN))
+    flagged = [run for run in build("--suite", "cpu-small", "--seeds", "0", "--dsdpg-defaults") if run.algo == "dsdpg"]
+    tuned = given(next(run for run in flagged if run.env.env_id == IDP_DYN))
+    assert {key: tuned[key] for key in own_keys} == {key: defaults[key] for key in own_keys}
+    assert tuned["policy_kwargs"]["activation_fn"] is nn.ReLU and "share_critic_noise" in tuned["policy_kwargs"]
+    assert tuned["policy_kwargs"]["share_critic_noise"] is False
 
 
 def test_noise_sweep_envs_accept_their_kwargs() -> None:

@@ -323,7 +323,8 @@ def build_runs(args: argparse.Namespace) -> list[Run]:
                 run_params[env, algo] = params + tuple(algo_params.get(algo, ()))
             elif zoo_algorithm(algo) in DETERMINISTIC_ACTOR_ALGOS | STOCHASTIC_POLICY_ALGOS:
                 own = tuple(algo_params.get(algo, ()))
-                if suite and suite.dsdpg_defaults and zoo_algorithm(algo) == "dsdpg":
+                at_defaults = (suite is not None and suite.dsdpg_defaults) or getattr(args, "dsdpg_defaults", False)
+                if at_defaults and zoo_algorithm(algo) == "dsdpg":
                     own = dsdpg_default_params(zoo_entry("dsdpg", env.env_id)[2]) + own  # then the suite's, --algo-params
                 run_params[env, algo] = matched_params(zoo_algorithm(algo), env, shared, args.params or (), own)
             else:
@@ -535,6 +536,12 @@ def make_parser() -> argparse.ArgumentParser:
         help="-params overrides for one algorithm or variant (dsdpg's do not reach its variants: give e.g. mage:KEY:VALUE)",
     )
     parser.add_argument("--no-update-cost", action="store_true", help="leave the update-cost benchmark out of the report")
+    parser.add_argument(
+        "--dsdpg-defaults",
+        action="store_true",
+        help="matched protocol: DSDPG and its variants at DSDPG's own defaults on every env, over what a tuned zoo entry "
+        "sets (as the noise-sweep suite does)",
+    )
     parser.add_argument("--no-report", action="store_true", help="only run")
     parser.add_argument("--report-only", action="store_true", help="only (re)write the report from finished runs")
     return parser
