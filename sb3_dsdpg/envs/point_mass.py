@@ -85,6 +85,21 @@ def draw_point_mass(
     return image
 
 
+def check_bonus_env_args(n_bonus: int, render_mode: str | None, render_modes: list[str]) -> tuple[int, str | None]:
+    """The point-mass envs' ``n_bonus`` (a positive integer) and ``render_mode`` (None or one of ``render_modes``)."""
+    if isinstance(n_bonus, bool) or int(n_bonus) != n_bonus or n_bonus < 1:
+        raise ValueError(f"n_bonus must be a positive integer, got {n_bonus!r}")
+    if render_mode is not None and render_mode not in render_modes:
+        raise ValueError(f"render_mode must be None or one of {render_modes}, got {render_mode!r}")
+    return int(n_bonus), render_mode
+
+
+def bonus_centres(n_bonus: int, radius: float) -> np.ndarray:
+    """``n_bonus`` centres evenly on the circle of ``radius``, the first at angle 0: ``(n_bonus, 2)``."""
+    angles = 2.0 * np.pi * np.arange(n_bonus) / n_bonus
+    return radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+
+
 class PointMassBonusEnv(gym.Env[np.ndarray, np.ndarray]):
     """
     A point in ``[-1, 1]^2`` starts at the origin and moves by ``p' = clip(p + 0.1 a + 0.05 w, -1, 1)`` with
@@ -121,15 +136,8 @@ class PointMassBonusEnv(gym.Env[np.ndarray, np.ndarray]):
     action_cost = ACTION_COST
 
     def __init__(self, n_bonus: int = 4, render_mode: str | None = None) -> None:
-        if isinstance(n_bonus, bool) or int(n_bonus) != n_bonus or n_bonus < 1:
-            raise ValueError(f"n_bonus must be a positive integer, got {n_bonus!r}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
-        self.n_bonus = int(n_bonus)
-        self.render_mode = render_mode
-        angles = 2.0 * np.pi * np.arange(self.n_bonus) / self.n_bonus
-        # (n_bonus, 2)
-        self.bonus_centres = self.bonus_radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+        self.n_bonus, self.render_mode = check_bonus_env_args(n_bonus, render_mode, self.metadata["render_modes"])
+        self.bonus_centres = bonus_centres(self.n_bonus, self.bonus_radius)  # (n_bonus, 2)
         self.observation_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
         self.position = np.zeros(2)

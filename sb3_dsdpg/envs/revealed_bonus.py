@@ -24,6 +24,8 @@ from sb3_dsdpg.envs.point_mass import (
     MOTION_NOISE,
     STEP_SIZE,
     PointMassBonusEnv,
+    bonus_centres,
+    check_bonus_env_args,
     draw_point_mass,
     point_mass_reward,
     point_mass_step,
@@ -161,15 +163,8 @@ class RevealedBonusPointMassEnv(gym.Env[np.ndarray, np.ndarray]):
     value_drop = VALUE_DROP
 
     def __init__(self, n_bonus: int = 4, render_mode: str | None = None) -> None:
-        if isinstance(n_bonus, bool) or int(n_bonus) != n_bonus or n_bonus < 1:
-            raise ValueError(f"n_bonus must be a positive integer, got {n_bonus!r}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
-        self.n_bonus = int(n_bonus)
-        self.render_mode = render_mode
-        angles = 2.0 * np.pi * np.arange(self.n_bonus) / self.n_bonus
-        # (n_bonus, 2) and (n_bonus,)
-        self.bonus_centres = self.bonus_radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+        self.n_bonus, self.render_mode = check_bonus_env_args(n_bonus, render_mode, self.metadata["render_modes"])
+        self.bonus_centres = bonus_centres(self.n_bonus, self.bonus_radius)  # (n_bonus, 2)
         self.bonus_values = bonus_values(self.n_bonus)
         self.observation_space = spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
