@@ -3,8 +3,9 @@
 Run: ``python examples/quickstart_cost.py [--seeds 0 1 2] [--timesteps 6000]``. For each seed it trains the
 quickstart (``examples/quickstart.py``: Pendulum-v1, its small settings, one torch thread) once with DSDPG's current
 defaults and once with the defaults before the ladder of docs/ablations.md (``target_returns="model"``,
-``critic_actions="policy"``, SiLU networks, critic noise shared across the batch), the two interleaved so that both see the same machine load, and prints
-the training seconds, the evaluation (10 deterministic episodes) and the time ratio.
+``critic_actions="policy"``, SiLU networks, critic noise shared across the batch), the two interleaved so that both
+see the same machine load, and prints the training seconds, the evaluation (10 deterministic episodes) and the time
+ratio.
 """
 
 import argparse
