@@ -218,12 +218,7 @@ def point_mass_returns(
     :param noise: standard normal motion noise ``(H, ..., 2)``, ``H`` the horizon
     :return: ``sum_t gamma^t r_t`` ``(...)``
     """
-    actor = copy.deepcopy(model.actor).cpu().double()
-
-    def policy(pos: np.ndarray) -> np.ndarray:
-        # Skips SB3's preprocessing, which would cast to float32.
-        return actor.mu(actor.features_extractor(th.from_numpy(pos).reshape(-1, 2))).reshape(pos.shape).numpy()
-
+    policy = actor_policy(model)
     pos, action = np.asarray(positions, dtype=np.float64), np.asarray(first_actions, dtype=np.float64)
     centres, noise = np.asarray(centres, dtype=np.float64), np.asarray(noise, dtype=np.float64)
     total = np.zeros(np.broadcast_shapes(pos.shape, action.shape, centres.shape, noise.shape[1:])[:-1])
@@ -269,9 +264,7 @@ def point_mass_reference(
     batch = pos0.shape[0]
     centres = th.as_tensor(env.bonus_centres, dtype=th.float64)[th.randint(env.n_bonus, (batch, n_rollouts), generator=gen)]
     noise = th.randn(horizon, batch, n_rollouts, 2, generator=gen, dtype=th.float64)
-    with th.no_grad():
-        actor = copy.deepcopy(model.actor).cpu().double()
-        first = actor.mu(actor.features_extractor(pos0))  # (B, 2)
+    first = th.from_numpy(actor_policy(model)(pos0.numpy()))  # (B, 2)
     steps = _fd_steps(2, fd_eps, pos0)  # (E, 2)
     shape = (steps.shape[0], batch, n_rollouts, 2)
     total = point_mass_returns(
@@ -321,8 +314,7 @@ def revealed_bonus_reference(
     obs0 = np.asarray(states, dtype=np.float64).reshape(-1, 4)
     batch = obs0.shape[0]
     draws = rng.integers(env.n_bonus, size=(batch, n_rollouts))
-    eye = np.eye(2) * fd_eps
-    steps = np.concatenate([np.zeros((1, 2)), eye, -eye])  # (E, 2): none, +eps e_j, -eps e_j
+    steps = _fd_steps(2, fd_eps, th.zeros((), dtype=th.float64)).numpy()  # (E, 2): none, +eps e_j, -eps e_j
     obs = np.broadcast_to(obs0[None, :, None], (steps.shape[0], batch, n_rollouts, 4))
     actions = np.asarray(policy(obs0), dtype=np.float64).reshape(batch, 2)[None, :, None] + steps[:, None, None]
     total = np.zeros(obs.shape[:-1])
