@@ -315,18 +315,19 @@ def build_runs(args: argparse.Namespace) -> list[Run]:
                     f"--algo-params {algo}:{value} sets what the variant {algo!r} is defined by "
                     f"({' '.join(variant_params(algo))}): use another label or the zoo algorithm"
                 )
+    dsdpg_at_defaults = (suite is not None and suite.dsdpg_defaults) or args.dsdpg_defaults
     run_params: dict[tuple[EnvSpec, str], tuple[str, ...]] = {}
     for env in envs:
         shared = shared_values(env, suite) if protocol == "matched" else {}
         for algo in algos:
+            base = zoo_algorithm(algo)
             if protocol == "zoo":
                 run_params[env, algo] = params + tuple(algo_params.get(algo, ()))
-            elif zoo_algorithm(algo) in DETERMINISTIC_ACTOR_ALGOS | STOCHASTIC_POLICY_ALGOS:
+            elif base in DETERMINISTIC_ACTOR_ALGOS | STOCHASTIC_POLICY_ALGOS:
                 own = tuple(algo_params.get(algo, ()))
-                at_defaults = (suite is not None and suite.dsdpg_defaults) or getattr(args, "dsdpg_defaults", False)
-                if at_defaults and zoo_algorithm(algo) == "dsdpg":
+                if dsdpg_at_defaults and base == "dsdpg":
                     own = dsdpg_default_params(zoo_entry("dsdpg", env.env_id)[2]) + own  # then the suite's, --algo-params
-                run_params[env, algo] = matched_params(zoo_algorithm(algo), env, shared, args.params or (), own)
+                run_params[env, algo] = matched_params(base, env, shared, args.params or (), own)
             else:
                 known = ", ".join(sorted(DETERMINISTIC_ACTOR_ALGOS | STOCHASTIC_POLICY_ALGOS))
                 raise CompareError(
