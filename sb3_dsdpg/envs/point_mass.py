@@ -94,6 +94,16 @@ def check_bonus_env_args(n_bonus: int, render_mode: str | None, render_modes: li
     return int(n_bonus), render_mode
 
 
+def forced_bonus(options: dict[str, Any] | None, n_bonus: int) -> int | None:
+    """The bonus index ``reset(options={"bonus": k})`` forces (checked to be in ``[0, n_bonus)``), or None."""
+    if options is None or options.get("bonus") is None:
+        return None
+    bonus = options["bonus"]
+    if int(bonus) != bonus or not 0 <= bonus < n_bonus:
+        raise ValueError(f"options['bonus'] must be an index in [0, {n_bonus}), got {bonus!r}")
+    return int(bonus)
+
+
 def bonus_centres(n_bonus: int, radius: float) -> np.ndarray:
     """``n_bonus`` centres evenly on the circle of ``radius``, the first at angle 0: ``(n_bonus, 2)``."""
     angles = 2.0 * np.pi * np.arange(n_bonus) / n_bonus
@@ -168,11 +178,9 @@ class PointMassBonusEnv(gym.Env[np.ndarray, np.ndarray]):
         """
         super().reset(seed=seed)
         self.active_bonus = int(self.np_random.integers(self.n_bonus))
-        if options is not None and options.get("bonus") is not None:
-            bonus = options["bonus"]
-            if int(bonus) != bonus or not 0 <= bonus < self.n_bonus:
-                raise ValueError(f"options['bonus'] must be an index in [0, {self.n_bonus}), got {bonus!r}")
-            self.active_bonus = int(bonus)
+        forced = forced_bonus(options, self.n_bonus)
+        if forced is not None:
+            self.active_bonus = forced
         self.position = np.zeros(2)
         return self._get_obs(), {"active_bonus": self.active_bonus}
 

@@ -27,6 +27,7 @@ from sb3_dsdpg.envs.point_mass import (
     bonus_centres,
     check_bonus_env_args,
     draw_point_mass,
+    forced_bonus,
     point_mass_reward,
     point_mass_step,
 )
@@ -204,11 +205,9 @@ class RevealedBonusPointMassEnv(gym.Env[np.ndarray, np.ndarray]):
         """
         super().reset(seed=seed)
         self.pending_bonus = int(self.np_random.integers(self.n_bonus))
-        if options is not None and options.get("bonus") is not None:
-            bonus = options["bonus"]
-            if int(bonus) != bonus or not 0 <= bonus < self.n_bonus:
-                raise ValueError(f"options['bonus'] must be an index in [0, {self.n_bonus}), got {bonus!r}")
-            self.pending_bonus = int(bonus)
+        forced = forced_bonus(options, self.n_bonus)
+        if forced is not None:
+            self.pending_bonus = forced
         self.state = np.zeros(4)
         self.bonus = -1
         return self._get_obs(), {"bonus": self.bonus}
