@@ -87,6 +87,13 @@ def run(env_id: str, variant: str, seed: int, timesteps: int, eval_episodes: int
     return dict(env=env_id, variant=variant, seed=seed, timesteps=timesteps, eval_mean=mean, eval_std=std, seconds=seconds)
 
 
+def bootstrap_interval(values, n_boot: int = 2000) -> tuple[float, float]:
+    """95% bootstrap interval of the mean of ``values`` (seeded, so a report is reproducible)."""
+    boot = np.random.default_rng(0).choice(np.asarray(values, dtype=float), size=(n_boot, len(values))).mean(axis=1)
+    low, high = np.percentile(boot, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def append_row(path: str, fields: list[str], row: dict) -> None:
     """Append ``row`` to the csv at ``path``, writing the header first if the file is new (what makes sweeps resumable)."""
     new_file = not os.path.exists(path)

@@ -27,7 +27,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numpy as np
-from ablations import append_row, plot_panels
+from ablations import append_row, bootstrap_interval, plot_panels
 
 # name -> (gym id, env kwargs, env steps per run). Budgets: where TD3 and TQC reach a stable score on the
 # quickstart's settings within a few minutes of one core (see docs/ablations.md).
@@ -278,9 +278,7 @@ def paired_difference(child: dict[int, float], parent: dict[int, float], n_boot:
     if not common:
         return "-"
     diff = np.array([child[s] - parent[s] for s in common])
-    rng = np.random.default_rng(0)
-    boot = rng.choice(diff, size=(n_boot, len(diff))).mean(axis=1)
-    low, high = np.percentile(boot, [2.5, 97.5])
+    low, high = bootstrap_interval(diff, n_boot)
     return f"{diff.mean():+.1f} [{low:+.1f}, {high:+.1f}] (n={len(common)})"
 
 

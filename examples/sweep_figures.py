@@ -21,6 +21,7 @@ import os
 import re
 
 import numpy as np
+from ablations import bootstrap_interval
 
 ORDER = ("dsdpg", "dsdpg-mmd", "mage", "dsdpg-returns", "td3", "tqc")
 
@@ -38,13 +39,9 @@ def table(rows: list[dict]) -> dict[str, dict[str, dict[int, float]]]:
     return out
 
 
-def bootstrap(values: list[float], n_boot: int = 2000) -> tuple[float, float]:
-    """95% bootstrap interval of the mean (seeded)."""
-    if len(values) < 2:
-        return (values[0], values[0]) if values else (np.nan, np.nan)
-    boot = np.random.default_rng(0).choice(values, size=(n_boot, len(values))).mean(axis=1)
-    low, high = np.percentile(boot, [2.5, 97.5])
-    return float(low), float(high)
+def bootstrap(values: list[float]) -> tuple[float, float]:
+    """95% bootstrap interval of the mean (seeded); NaN without values."""
+    return bootstrap_interval(values) if values else (np.nan, np.nan)
 
 
 def paired(mine: dict[int, float], other: dict[int, float]) -> str:
@@ -106,7 +103,7 @@ def plot(results, envs: list[str], xs: list, xlabel: str, title: str, path: str,
             values = list(results[env].get(algo, {}).values())
             ax.scatter([positions[j]] * len(values), values, s=8, alpha=0.4, color=f"C{i}")
             means.append(np.mean(values) if values else np.nan)
-            low, high = bootstrap(values) if values else (np.nan, np.nan)
+            low, high = bootstrap(values)
             lows.append(low)
             highs.append(high)
         means, lows, highs = map(np.array, (means, lows, highs))
