@@ -26,8 +26,10 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.save_util import json_to_data
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, ReplayBufferSamples, Schedule
 from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnvWrapper, VecNormalize
 from torch.nn import functional as F
 
+from sb3_dsdpg.envs import known_reward_fn
 from sb3_dsdpg.losses import check_kernel, max_sliced_mmd2, mmd2, sobolev_huber_loss
 from sb3_dsdpg.policies import DSDPGPolicy, GenerativeCritic, MlpPolicy, MultiInputPolicy
 from sb3_dsdpg.targets import (
@@ -235,8 +237,9 @@ class DSDPG(OffPolicyAlgorithm):
     :param reward_fn: a known differentiable reward ``r(obs, actions, next_obs)`` of torch tensors (flat
         observations, actions in the policy's ``[-1, 1]`` units, leading dimensions broadcast, env reward units) that
         replaces the world model's reward in targets through the model, as MAGE takes the task's reward function;
-        ``sb3_dsdpg.envs.known_reward_fn(env)`` gives it for the shipped tasks that have one. None (default): the
-        world model's reward
+        ``sb3_dsdpg.envs.known_reward_fn(env)`` gives it for the shipped tasks that have one, and ``"known"`` asks
+        for that function of the training env (found at the first update; the string is what is saved, so a loaded
+        model finds it again, and it is what a zoo YAML can hold). None (default): the world model's reward
     :param mage_gradient_weight: weight of the gradient term in the deterministic-Sobolev loss (MAGE: 5)
     :param huber_delta: Huber threshold of the deterministic-Sobolev loss (ours: 1)
     :param stats_window_size: window of the rollout statistics
@@ -400,8 +403,8 @@ class DSDPG(OffPolicyAlgorithm):
                 "critic_actions='policy' needs target_returns='model': the real outcome of the policy's action is "
                 "unknown (use critic_actions='replay' for the hybrid target)."
             )
-        if self.reward_fn is not None and not callable(self.reward_fn):
-            fail(f"reward_fn must be None or a callable r(obs, actions, next_obs), got {self.reward_fn!r}.")
+        if self.reward_fn is not None and self.reward_fn != "known" and not callable(self.reward_fn):
+            fail(f"reward_fn must be None, 'known' or a callable r(obs, actions, next_obs), got {self.reward_fn!r}.")
         if self.reward_fn is not None and not self._uses_world_model():
             fail("reward_fn replaces the world model's reward: it needs sobolev=True or target_returns='model'.")
         if self.loss not in LOSSES:
@@ -459,6 +462,8 @@ class DSDPG(OffPolicyAlgorithm):
                 f"input with sobolev_inputs={self.sobolev_inputs!r}), got {self.sobolev_directions}: more directions than "
                 "that cost more than the full gradient (None)."
             )
+        if self.reward_fn == "known" and self.env is not None:  # fail now, not at the first update
+            self._known_reward_fn()
         super()._setup_model()
         self._create_aliases()
         self.actor_batch_norm_stats = get_parameters_by_name(self.actor, ["running_"])
@@ -640,7 +645,33 @@ class DSDPG(OffPolicyAlgorithm):
     def _scaled_reward_fn(self, obs: th.Tensor, actions: th.Tensor, next_obs: th.Tensor) -> th.Tensor:
         """``reward_fn`` in the critic's units (divided by ``reward_scale``)."""
         assert self.reward_fn is not None and not isinstance(self.reward_scale, str)
-        return self.reward_fn(obs, actions, next_obs) / self.reward_scale
+        reward_fn = self._known_reward_fn() if self.reward_fn == "known" else self.reward_fn
+        return reward_fn(obs, actions, next_obs) / self.reward_scale
+
+    def _known_reward_fn(self) -> Callable[[th.Tensor, th.Tensor, th.Tensor], th.Tensor]:
+        """The training env's known reward for ``reward_fn="known"``, found once per env and kept out of the zip."""
+        env = self.get_env()
+        cached = getattr(self, "_known_reward", None)
+        if cached is None or cached[0] is not env:
+            try:
+                self._known_reward = (env, known_reward_fn(self._training_env()))
+            except ValueError as error:
+                raise ValueError(f"reward_fn='known': {error}") from error
+        return self._known_reward[1]
+
+    def _training_env(self) -> GymEnv:
+        """The first env of the training VecEnv, for ``reward_fn="known"`` (raw observations: no VecNormalize)."""
+        venv = self.get_env()
+        if venv is None:
+            raise ValueError("reward_fn='known' needs the training env: pass env= to load or call set_env first.")
+        while isinstance(venv, VecEnvWrapper):
+            if isinstance(venv, VecNormalize):
+                raise ValueError(
+                    "reward_fn='known' computes the reward from raw observations, which VecNormalize changes: train "
+                    "without VecNormalize (normalize: false in the zoo) or pass your own reward_fn."
+                )
+            venv = venv.venv
+        return venv.envs[0] if isinstance(venv, DummyVecEnv) else venv.get_attr("spec")[0].id
 
     def _sobolev_targets(
         self,
@@ -915,7 +946,8 @@ class DSDPG(OffPolicyAlgorithm):
         return model
 
     def _excluded_save_params(self) -> list[str]:
-        variant = ["_critic_targets", "_online_samples", "_critic_objective"]  # bound methods, re-bound at load
+        # bound methods, re-bound at load; the env's known reward, found again from the env
+        variant = ["_critic_targets", "_online_samples", "_critic_objective", "_known_reward"]
         return [*super()._excluded_save_params(), "actor", "critic", "actor_target", "critic_target", "world_model", *variant]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:

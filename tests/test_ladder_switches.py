@@ -247,7 +247,13 @@ def test_posterior_noise_explains_the_real_transition(world_model):
 
 @pytest.mark.parametrize(
     "env_id, kwargs",
-    [("Pendulum-v1", {}), ("sb3_dsdpg/Pendulum-DynNoise-v1", {}), ("sb3_dsdpg/PointMassBonus-v0", {"n_bonus": 1})],
+    [
+        ("Pendulum-v1", {}),
+        ("sb3_dsdpg/Pendulum-DynNoise-v1", {}),
+        ("sb3_dsdpg/PointMassBonus-v0", {"n_bonus": 1}),
+        ("sb3_dsdpg/PointMassRevealedBonus-v0", {"n_bonus": 4}),
+        ("sb3_dsdpg/PointMassRevealedBonus-v0", {"n_bonus": 3}),
+    ],
 )
 def test_known_reward_is_the_env_reward(env_id, kwargs):
     env = gym.make(env_id, **kwargs)
@@ -274,6 +280,47 @@ def test_known_reward_is_the_env_reward(env_id, kwargs):
 def test_known_reward_refuses_tasks_without_one(env_id, kwargs, match):
     with pytest.raises(ValueError, match=match):
         known_reward_fn(gym.make(env_id, **kwargs))
+
+
+def test_revealed_bonus_reward_gradient_by_finite_differences():
+    """The revealed toy's known reward: its derivative in the next position and the action is the FD one."""
+    reward_fn = known_reward_fn(gym.make("sb3_dsdpg/PointMassRevealedBonus-v0", n_bonus=4))
+    rng = np.random.default_rng(0)
+    centres = th.as_tensor([[0.7, 0.0], [0.0, 0.7], [-0.7, 0.0], [0.0, -0.7]], dtype=th.float64)[rng.integers(0, 4, 8)]
+    position = centres + th.as_tensor(rng.normal(0.0, 0.1, (8, 2)))
+    actions = th.as_tensor(rng.uniform(-0.9, 0.9, (8, 2)))
+    obs = th.zeros(8, 4, dtype=th.float64)
+
+    def reward(x):  # x = (p', a): the inputs the Sobolev target differentiates through
+        return reward_fn(obs, x[:, 2:], th.cat([x[:, :2], centres], dim=-1)).unsqueeze(-1)
+
+    inputs = th.cat([position, actions], dim=-1).requires_grad_(True)
+    (grad,) = th.autograd.grad(reward(inputs).sum(), inputs)
+    with th.no_grad():
+        expected = fd_jacobian(reward, inputs.detach())[:, 0]
+    assert th.allclose(grad, expected, atol=1e-6)
+    assert grad[:, :2].abs().max() > 0.1  # the bonus's slope is there to check
+
+
+def test_reward_fn_known_is_found_from_the_env_saved_as_a_string_and_refused_early(tmp_path):
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    env_id = "sb3_dsdpg/PointMassRevealedBonus-v0"
+    small = dict(policy_kwargs=dict(net_arch=[8]), world_model_kwargs=dict(encoder_arch=[8], decoder_arch=[8], prior_arch=[8]))
+    model = DSDPG("MlpPolicy", gym.make(env_id, n_bonus=2), reward_fn="known", learning_starts=50, batch_size=16, **small)
+    model.learn(80)
+    obs = th.rand(5, 4, dtype=th.float64)
+    actions, next_obs = th.rand(5, 2, dtype=th.float64), th.rand(5, 4, dtype=th.float64)
+    expected = known_reward_fn(gym.make(env_id, n_bonus=2))(obs, actions, next_obs) / model.reward_scale
+    assert th.allclose(model._scaled_reward_fn(obs, actions, next_obs), expected)
+    model.save(tmp_path / "model.zip")
+    loaded = DSDPG.load(tmp_path / "model.zip", env=gym.make(env_id, n_bonus=2))
+    assert loaded.reward_fn == "known"
+    assert th.allclose(loaded._scaled_reward_fn(obs, actions, next_obs), expected)
+    with pytest.raises(ValueError, match="reward_fn='known': No known reward"):
+        DSDPG("MlpPolicy", "MountainCarContinuous-v0", reward_fn="known")
+    with pytest.raises(ValueError, match="VecNormalize"):
+        DSDPG("MlpPolicy", VecNormalize(DummyVecEnv([lambda: gym.make(env_id)])), reward_fn="known")
 
 
 @pytest.mark.usefixtures("float64_observations")
@@ -312,7 +359,7 @@ def test_reward_fn_gives_the_reward_part_of_the_target():
         (dict(target_returns="both"), "target_returns must be one of"),
         (dict(target_returns="real", critic_actions="policy"), "critic_actions='policy' needs target_returns='model'"),
         (dict(sobolev=False, reward_fn=pendulum_reward), "reward_fn replaces the world model's reward"),
-        (dict(reward_fn="pendulum"), "reward_fn must be None or a callable"),
+        (dict(reward_fn="pendulum"), "reward_fn must be None, 'known' or a callable"),
         (dict(gradient_weight=-1.0), "gradient_weight must be a float >= 0"),
         (dict(sobolev=False, critic_actions="policy", target_returns="real"), "needs target_returns='model'"),
     ],

@@ -17,6 +17,7 @@ import gymnasium as gym
 import numpy as np
 
 from sb3_dsdpg.envs.point_mass import ACTION_COST, BONUS_WIDTH, PointMassBonusEnv
+from sb3_dsdpg.envs.revealed_bonus import RevealedBonusPointMassEnv
 
 # Pendulum-v1: max torque 2, so SB3's policy action a in [-1, 1] is the torque u = 2 a.
 PENDULUM_MAX_TORQUE = 2.0
@@ -47,10 +48,34 @@ def point_mass_reward_fn(centre: np.ndarray) -> Callable[[Any, Any, Any], Any]:
     return reward
 
 
+def revealed_bonus_reward_fn(
+    centres: np.ndarray, values: np.ndarray, width: float = BONUS_WIDTH, action_cost: float = ACTION_COST
+) -> Callable[[Any, Any, Any], Any]:
+    """
+    The revealed-bonus point mass's reward ``v(c') exp(-||p' - c'||^2 / (2 * 0.1^2)) - 0.01 ||a||^2`` of the next
+    observation ``s' = (p', c')``, with ``v(c')`` the value of the centre nearest to ``c'`` (piecewise constant: no
+    derivative in ``c'``) and the action clipped to ``[-1, 1]^2`` as the env does.
+
+    :param centres: the bonus centres ``(N, 2)``; ``values``: their values ``(N,)``
+    :param width: the bonus width (0.1); ``action_cost``: the action cost's factor (0.01)
+    """
+    centres, values = np.asarray(centres, dtype=np.float64), np.asarray(values, dtype=np.float64)
+
+    def reward(obs: Any, actions: Any, next_obs: Any) -> Any:
+        position, centre = next_obs[..., :2], next_obs[..., 2:4]
+        known = next_obs.new_tensor(centres)
+        nearest = (centre.detach().unsqueeze(-2) - known).pow(2).sum(-1).argmin(-1)
+        value = next_obs.new_tensor(values)[nearest]
+        squared = (position - centre).pow(2).sum(-1)
+        return value * (-squared / (2.0 * width**2)).exp() - action_cost * actions.clamp(-1.0, 1.0).pow(2).sum(-1)
+
+    return reward
+
+
 def known_reward_fn(env: gym.Env | str) -> Callable[[Any, Any, Any], Any]:
     """
-    The known reward of a shipped task, for ``DSDPG(reward_fn=...)``: Pendulum-v1 and its noisy versions, and the
-    point mass with one bonus. A ValueError for any other task, or for the point mass with hidden bonuses (its reward
+    The known reward of a shipped task, for ``DSDPG(reward_fn=...)``: Pendulum-v1 and its noisy versions, the
+    point mass with one bonus and the revealed-bonus point mass. A ValueError for any other task, or for the point mass with hidden bonuses (its reward
     depends on the active bonus, which the observation does not show).
 
     :param env: an env (wrappers allowed) or its registered id
@@ -68,4 +93,7 @@ def known_reward_fn(env: gym.Env | str) -> Callable[[Any, Any, Any], Any]:
                 "function of the observation; only n_bonus=1 has a known reward."
             )
         return point_mass_reward_fn(point_mass.bonus_centres[0])
+    if isinstance(env, gym.Env) and isinstance(env.unwrapped, RevealedBonusPointMassEnv):
+        revealed = env.unwrapped
+        return revealed_bonus_reward_fn(revealed.bonus_centres, revealed.bonus_values, revealed.bonus_width, revealed.action_cost)
     raise ValueError(f"No known reward function for {env_id}: pass your own reward_fn(obs, actions, next_obs).")
