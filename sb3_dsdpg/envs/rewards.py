@@ -75,8 +75,8 @@ def revealed_bonus_reward_fn(
 def known_reward_fn(env: gym.Env | str) -> Callable[[Any, Any, Any], Any]:
     """
     The known reward of a shipped task, for ``DSDPG(reward_fn=...)``: Pendulum-v1 and its noisy versions, the
-    point mass with one bonus and the revealed-bonus point mass. A ValueError for any other task, or for the point mass with hidden bonuses (its reward
-    depends on the active bonus, which the observation does not show).
+    point mass with one bonus and the revealed-bonus point mass. A ValueError for any other task, or for the point
+    mass with hidden bonuses (its reward depends on the active bonus, which the observation does not show).
 
     :param env: an env (wrappers allowed) or its registered id
     """
@@ -95,5 +95,7 @@ def known_reward_fn(env: gym.Env | str) -> Callable[[Any, Any, Any], Any]:
         return point_mass_reward_fn(point_mass.bonus_centres[0])
     if isinstance(env, gym.Env) and isinstance(env.unwrapped, RevealedBonusPointMassEnv):
         revealed = env.unwrapped
-        return revealed_bonus_reward_fn(revealed.bonus_centres, revealed.bonus_values, revealed.bonus_width, revealed.action_cost)
+        return revealed_bonus_reward_fn(
+            revealed.bonus_centres, revealed.bonus_values, revealed.bonus_width, revealed.action_cost
+        )
     raise ValueError(f"No known reward function for {env_id}: pass your own reward_fn(obs, actions, next_obs).")
