@@ -1,7 +1,8 @@
 """The figures and tables of the paper's two sweeps, read from the reports of ``python -m sb3_dsdpg.compare``.
 
 Run: ``python examples/sweep_figures.py toy runs/toy-bonus-sweep/report results/toy-bonus-sweep`` and
-``python examples/sweep_figures.py noise runs/noise-sweep/report results/noise-sweep``.
+``python examples/sweep_figures.py noise runs/noise-sweep/report results/noise-sweep``; ``--also REPORT ...`` adds the
+runs of the same sweep resumed in another folder (a run found in several reports is taken from the last).
 
 Each reads the report's ``runs.csv`` (one row per finished run; its ``final_return`` is the last periodic
 deterministic evaluation) and writes into the output folder:
@@ -26,9 +27,13 @@ from ablations import bootstrap_interval
 ORDER = ("dsdpg", "dsdpg-mmd", "mage", "dsdpg-returns", "td3", "tqc")
 
 
-def read_runs(report: str) -> list[dict]:
-    with open(os.path.join(report, "runs.csv")) as file:
-        return list(csv.DictReader(file))
+def read_runs(reports: list[str]) -> list[dict]:
+    """The runs of one or more reports of the same sweep, a run (algo, env, seed) taken from the last report holding it."""
+    runs: dict[tuple[str, str, str], dict] = {}
+    for report in reports:
+        with open(os.path.join(report, "runs.csv")) as file:
+            runs.update({(row["algo"], row["env"], row["seed"]): row for row in csv.DictReader(file)})
+    return list(runs.values())
 
 
 def table(rows: list[dict]) -> dict[str, dict[str, dict[int, float]]]:
@@ -123,8 +128,11 @@ def main() -> None:
     parser.add_argument("sweep", choices=("toy", "noise"))
     parser.add_argument("report", help="the compare report folder (holds runs.csv)")
     parser.add_argument("out", help="output folder")
+    parser.add_argument(
+        "--also", nargs="+", default=[], help="reports of the same sweep resumed in other folders (their runs are added)"
+    )
     args = parser.parse_args()
-    rows = read_runs(args.report)
+    rows = read_runs([args.report, *args.also])
     results = table(rows)
     seconds: dict = {}
     for row in rows:

@@ -1,0 +1,102 @@
+"""How far the world model's derivative is from the revealed-bonus toy's, on the transitions the critic trains on.
+
+Run: ``python examples/toy_model_jacobian.py MODEL.zip [--buffer BUFFER.pkl] [--n-bonus 4] [--rows 2000]``, with a
+DSDPG model trained on ``sb3_dsdpg/PointMassRevealedBonus-v0`` and its replay buffer (``save_replay_buffer``).
+
+The hybrid Sobolev target (docs/dsdpg.md) takes its gradient part through the world model's Jacobian
+``d(s', r)/da`` at the latent that explains each real transition (the encoder's posterior), chained with the target
+critic's derivative at the real ``s'``. On this toy the true Jacobian is known: ``dp'/da = 0.1 I`` where neither
+the action nor the position is clipped, ``dc'/da = 0`` (the revealed centre does not depend on the action) and
+``dr/da = v(c') exp(-||p' - c'||^2 / 0.02) (-(p' - c') / 0.01) dp'/da - 0.02 a``. The script samples replay rows,
+splits them into the reveal transitions (``c = 0``) and the rest, and prints per part the RMS of the model's and
+the true Jacobian blocks and of their difference, then the gradient part of the target with each Jacobian,
+``G = dr/da + gamma (dQ'/ds') ds'/da`` (``Q'``: the target critic's mean over its samples, with the target actor,
+at the real ``s'``), in the critic's reward units, and the share of its error that comes through ``c'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch as th
+from torch.func import jacrev, vmap
+
+import sb3_dsdpg  # noqa: F401  (registers the envs)
+from sb3_dsdpg import DSDPG
+from sb3_dsdpg.envs.point_mass import bonus_centres
+from sb3_dsdpg.envs.revealed_bonus import RevealedBonusPointMassEnv, bonus_values
+
+
+def rms(x: th.Tensor) -> float:
+    return float(x.pow(2).mean().sqrt())
+
+
+def true_jacobian(obs: th.Tensor, actions: th.Tensor, next_obs: th.Tensor, n_bonus: int, scale: float) -> th.Tensor:
+    """``d(p', c', r)/da`` of the env at the real transitions ``(B, 5, 2)``, the reward row divided by ``scale``."""
+    env = RevealedBonusPointMassEnv
+    position, centre = next_obs[:, :2], next_obs[:, 2:]
+    free = ((position.abs() < 1 - 1e-6) & (actions.abs() < 1)).double()  # per coordinate: not clipped
+    jac = th.zeros(obs.shape[0], 5, 2, dtype=th.float64)
+    jac[:, 0, 0], jac[:, 1, 1] = 0.1 * free[:, 0], 0.1 * free[:, 1]
+    centres = th.as_tensor(bonus_centres(n_bonus, env.bonus_radius))
+    value = th.as_tensor(bonus_values(n_bonus))[((centre[:, None] - centres) ** 2).sum(-1).argmin(-1)]
+    offset = position - centre
+    bump = value * th.exp(-(offset**2).sum(-1) / (2 * env.bonus_width**2))
+    d_reward = bump[:, None] * (-offset / env.bonus_width**2) * 0.1 * free - 2 * env.action_cost * actions
+    jac[:, 4] = d_reward / scale
+    return jac
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model")
+    parser.add_argument("--buffer", help="replay buffer (default: MODEL without .zip, plus _buffer.pkl)")
+    parser.add_argument("--n-bonus", type=int, default=4)
+    parser.add_argument("--rows", type=int, default=2000)
+    args = parser.parse_args()
+    th.set_num_threads(1)
+    model = DSDPG.load(args.model, device="cpu")
+    model.load_replay_buffer(args.buffer or args.model.removesuffix(".zip") + "_buffer.pkl")
+    world_model, scale, buffer = model.world_model.double(), float(model.reward_scale), model.replay_buffer
+    size = buffer.buffer_size if buffer.full else buffer.pos
+    rows = np.random.default_rng(0).integers(0, size, args.rows)
+    stored = (buffer.observations, buffer.actions, buffer.next_observations)
+    obs, actions, next_obs = (th.as_tensor(x[rows, 0], dtype=th.float64) for x in stored)
+    rewards = th.as_tensor(buffer.rewards[rows, 0], dtype=th.float64) / scale
+    reveal = (obs[:, 2:] == 0).all(-1)
+    with th.no_grad():
+        noise = world_model.posterior_noise(obs, actions, next_obs, rewards, 1)[:, 0]
+
+    def outcome(o: th.Tensor, a: th.Tensor, eps: th.Tensor) -> th.Tensor:
+        next_state, reward = world_model.sample(o[None], a[None], noise=eps[None, None])
+        return th.cat([next_state[0, 0], reward[0]])
+
+    jac = vmap(jacrev(outcome, argnums=1))(obs, actions, noise).detach()
+    truth = true_jacobian(obs, actions, next_obs, args.n_bonus, scale)
+    critic, actor = model.policy.critic_target.float(), model.policy.actor_target.float()
+    at = next_obs.float().requires_grad_(True)
+    value = critic(at, actor(at).clamp(-1, 1), critic.sample_noise(at.shape[0], model.n_samples)).mean(dim=(1, 2))
+    (d_value,) = th.autograd.grad(value.sum(), at)
+    d_value = d_value.double()
+    g_model = jac[:, 4] + model.gamma * th.einsum("bs,bsa->ba", d_value, jac[:, :4])
+    g_true = truth[:, 4] + model.gamma * th.einsum("bs,bsa->ba", d_value, truth[:, :4])
+    g_centre = model.gamma * th.einsum("bs,bsa->ba", d_value[:, 2:], jac[:, 2:4])
+    for name, mask in (("reveal (c = 0)", reveal), ("after the reveal", ~reveal)):
+        if not mask.any():
+            continue
+        error = jac[mask] - truth[mask]
+        print(f"{name}: {int(mask.sum())} rows")
+        print(f"  dp'/da  model {rms(jac[mask, :2]):.3g}  true {rms(truth[mask, :2]):.3g}  error {rms(error[:, :2]):.3g}")
+        print(f"  dc'/da  model {rms(jac[mask, 2:4]):.3g}  true 0")
+        print(f"  dr/da   model {rms(jac[mask, 4]):.3g}  true {rms(truth[mask, 4]):.3g}  error {rms(error[:, 4]):.3g}")
+        cosine = th.nn.functional.cosine_similarity(g_model[mask], g_true[mask]).median()
+        model_g, true_g = g_model[mask], g_true[mask]
+        print(
+            f"  G       model {rms(model_g):.3g}  true {rms(true_g):.3g}  error {rms(model_g - true_g):.3g}"
+            f" (through c': {rms(g_centre[mask]):.3g}); median cosine {float(cosine):.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
