@@ -36,6 +36,29 @@ def read_runs(reports: list[str]) -> list[dict]:
     return list(runs.values())
 
 
+def noise_level(env: str) -> tuple[int, float]:
+    """Sort key of a noise-sweep env label: clean, then dynamics noise, then observation noise, each by level."""
+    if "DynNoise" in env:
+        match = re.search(r"sigma=([0-9.]+)", env)
+        return 1, float(match.group(1)) if match else 0.1
+    if "ObsNoise" in env:
+        match = re.search(r"high=([0-9.]+)", env)
+        return 2, float(match.group(1)) if match else 1.2
+    return 0, 0.0
+
+
+def noise_label(env: str) -> str:
+    """A short axis label: ``clean``, ``dyn sigma=0.1``, ``obs x U(0.8,1.2)``."""
+    kind, _ = noise_level(env)
+    if kind == 1:
+        match = re.search(r"sigma=([0-9.]+)", env)
+        return f"dyn sigma={match.group(1) if match else '0.1'}"
+    if kind == 2:
+        low, high = re.search(r"low=([0-9.]+)", env), re.search(r"high=([0-9.]+)", env)
+        return f"obs x U({low.group(1) if low else '0.8'},{high.group(1) if high else '1.2'})"
+    return "clean"
+
+
 def table(rows: list[dict]) -> dict[str, dict[str, dict[int, float]]]:
     """env label -> algo -> seed -> final return."""
     out: dict[str, dict[str, dict[int, float]]] = {}
@@ -147,8 +170,8 @@ def main() -> None:
         plot(results, envs, ns, "number of bonuses N", title, os.path.join(args.out, "bonus_sweep.png"))
         write_markdown(results, envs, names, "The bonus-count sweep", os.path.join(args.out, "bonus_sweep.md"), seconds)
     else:
-        envs = sorted(results, key=lambda e: ("ObsNoise" in e, "DynNoise" in e, e))
-        names = {env: env.replace("sb3_dsdpg/", "").replace("InvertedDoublePendulum", "IDP") for env in envs}
+        envs = sorted(results, key=noise_level)
+        names = {env: noise_label(env) for env in envs}
         title = "InvertedDoublePendulum: final return per noise level"
         plot(results, envs, [names[e] for e in envs], "noise", title, os.path.join(args.out, "noise_sweep.png"))
         write_markdown(results, envs, names, "The noise-level sweep", os.path.join(args.out, "noise_sweep.md"), seconds)
