@@ -238,8 +238,10 @@ class DSDPG(OffPolicyAlgorithm):
         observations, actions in the policy's ``[-1, 1]`` units, leading dimensions broadcast, env reward units) that
         replaces the world model's reward in targets through the model, as MAGE takes the task's reward function;
         ``sb3_dsdpg.envs.known_reward_fn(env)`` gives it for the shipped tasks that have one, and ``"known"`` asks
-        for that function of the training env (found at the first update; the string is what is saved, so a loaded
-        model finds it again, and it is what a zoo YAML can hold). None (default): the world model's reward
+        for that function of the training env (found at construction, or at the first update of a model loaded
+        without an env; the string is what is saved, so a loaded model finds it again, and it is what a zoo YAML can
+        hold; with a SubprocVecEnv it is found by the env's ID, which covers Pendulum only). None (default): the
+        world model's reward
     :param mage_gradient_weight: weight of the gradient term in the deterministic-Sobolev loss (MAGE: 5)
     :param huber_delta: Huber threshold of the deterministic-Sobolev loss (ours: 1)
     :param stats_window_size: window of the rollout statistics
