@@ -21,13 +21,12 @@ paired difference to the parent rung with a bootstrap interval over seeds, and t
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numpy as np
-from ablations import append_row, bootstrap_interval, plot_panels
+from ablations import append_row, bootstrap_interval, plot_panels, read_rows
 
 # name -> (gym id, env kwargs, env steps per run). Budgets: where TD3 and TQC reach a stable score on the
 # quickstart's settings within a few minutes of one core (see docs/ablations.md).
@@ -258,13 +257,6 @@ def run(task: str, rung: str, seed: int, eval_episodes: int) -> dict:
     gap, error = model_quality(model, task, seed)
     return dict(task=task, rung=rung, seed=seed, timesteps=timesteps, eval_mean=mean, eval_std=std, seconds=seconds,
                 model_target_gap=gap, reward_error=error)  # fmt: skip
-
-
-def read_rows(path: str) -> list[dict]:
-    if not os.path.exists(path):
-        return []
-    with open(path) as file:
-        return list(csv.DictReader(file))
 
 
 def scores(rows: list[dict], task: str, rung: str) -> dict[int, float]:

@@ -16,12 +16,11 @@ replay buffer, for ``examples/toy_model_jacobian.py``.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import time
 
 import numpy as np
-from ablations import append_row, bootstrap_interval
+from ablations import append_row, bootstrap_interval, read_rows
 
 VARIANTS: dict[str, dict] = {
     "dsdpg": {},
@@ -109,7 +108,7 @@ def main() -> None:
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "known_reward.csv")
-    rows = list(csv.DictReader(open(path))) if os.path.exists(path) else []
+    rows = read_rows(path)
     done = {(int(r["n_bonus"]), r["variant"], int(r["seed"])) for r in rows}
     if not args.report_only:
         for seed in args.seeds:
