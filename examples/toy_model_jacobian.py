@@ -7,7 +7,8 @@ The hybrid Sobolev target (docs/dsdpg.md) takes its gradient part through the wo
 ``d(s', r)/da`` at the latent that explains each real transition (the encoder's posterior), chained with the target
 critic's derivative at the real ``s'``. On this toy the true Jacobian is known: ``dp'/da = 0.1 I`` where neither
 the action nor the position is clipped, ``dc'/da = 0`` (the revealed centre does not depend on the action) and
-``dr/da = v(c') exp(-||p' - c'||^2 / 0.02) (-(p' - c') / 0.01) dp'/da - 0.02 a``. The script samples replay rows,
+``dr/da = (dr/dp') dp'/da + dr/da|_{p'}`` of the known reward
+``v(c') exp(-||p' - c'||^2 / 0.02) - 0.01 ||a||^2``. The script samples replay rows,
 splits them into the reveal transitions (``c = 0``) and the rest, and prints per part the RMS of the model's and
 the true Jacobian blocks and of their difference, then the gradient part of the target with each Jacobian,
 ``G = dr/da + gamma (dQ'/ds') ds'/da`` (``Q'``: the target critic's mean over its samples, with the target actor,
@@ -18,33 +19,35 @@ from __future__ import annotations
 
 import argparse
 
+import gymnasium as gym
 import numpy as np
 import torch as th
 from torch.func import jacrev, vmap
 
 import sb3_dsdpg  # noqa: F401  (registers the envs)
 from sb3_dsdpg import DSDPG
-from sb3_dsdpg.envs.point_mass import bonus_centres
-from sb3_dsdpg.envs.revealed_bonus import RevealedBonusPointMassEnv, bonus_values
+from sb3_dsdpg.envs import known_reward_fn
 
 
 def rms(x: th.Tensor) -> float:
     return float(x.pow(2).mean().sqrt())
 
 
-def true_jacobian(obs: th.Tensor, actions: th.Tensor, next_obs: th.Tensor, n_bonus: int, scale: float) -> th.Tensor:
-    """``d(p', c', r)/da`` of the env at the real transitions ``(B, 5, 2)``, the reward row divided by ``scale``."""
-    env = RevealedBonusPointMassEnv
-    position, centre = next_obs[:, :2], next_obs[:, 2:]
+def true_jacobian(obs: th.Tensor, actions: th.Tensor, next_obs: th.Tensor, env: gym.Env, scale: float) -> th.Tensor:
+    """
+    ``d(p', c', r)/da`` of the env at the real transitions ``(B, 5, 2)``, the reward row divided by ``scale``: the
+    motion's ``dp'/da`` (``0.1`` per coordinate neither clipped), ``dc'/da = 0``, and the reward's derivative by
+    autograd of the env's known reward (``sb3_dsdpg.envs.known_reward_fn``) chained through ``dp'/da``.
+    """
+    position = next_obs[:, :2]
     free = ((position.abs() < 1 - 1e-6) & (actions.abs() < 1)).double()  # per coordinate: not clipped
     jac = th.zeros(obs.shape[0], 5, 2, dtype=th.float64)
     jac[:, 0, 0], jac[:, 1, 1] = 0.1 * free[:, 0], 0.1 * free[:, 1]
-    centres = th.as_tensor(bonus_centres(n_bonus, env.bonus_radius))
-    value = th.as_tensor(bonus_values(n_bonus))[((centre[:, None] - centres) ** 2).sum(-1).argmin(-1)]
-    offset = position - centre
-    bump = value * th.exp(-(offset**2).sum(-1) / (2 * env.bonus_width**2))
-    d_reward = bump[:, None] * (-offset / env.bonus_width**2) * 0.1 * free - 2 * env.action_cost * actions
-    jac[:, 4] = d_reward / scale
+    at_next, at_action = next_obs.clone().requires_grad_(True), actions.clone().requires_grad_(True)
+    reward = known_reward_fn(env)(obs, at_action, at_next)
+    d_next, d_action = th.autograd.grad(reward.sum(), (at_next, at_action))
+    jac[:, 4] = (d_next[:, :2].unsqueeze(-1) * jac[:, :2]).sum(1) + d_action
+    jac[:, 4] /= scale
     return jac
 
 
@@ -73,7 +76,8 @@ def main() -> None:
         return th.cat([next_state[0, 0], reward[0]])
 
     jac = vmap(jacrev(outcome, argnums=1))(obs, actions, noise).detach()
-    truth = true_jacobian(obs, actions, next_obs, args.n_bonus, scale)
+    env = gym.make("sb3_dsdpg/PointMassRevealedBonus-v0", n_bonus=args.n_bonus)
+    truth = true_jacobian(obs, actions, next_obs, env, scale)
     critic, actor = model.policy.critic_target.float(), model.policy.actor_target.float()
     at = next_obs.float().requires_grad_(True)
     value = critic(at, actor(at).clamp(-1, 1), critic.sample_noise(at.shape[0], model.n_samples)).mean(dim=(1, 2))
