@@ -334,10 +334,11 @@ def _critic(net: nn.Module, features: Dual, actions: Dual, noise: th.Tensor) -> 
                 h, d_h = F.linear(h, layer.weight, layer.bias), d_h @ layer.weight.T  # type: ignore[operator]
             h, deriv = _activation_and_derivative(net.activation, h)
             d_h = _times(d_h, deriv)  # type: ignore[arg-type]
-        coef = net.head.weight.squeeze(0) * (1.0 + net.phi(noise))  # (R or 1, P, H): no tangent
-        if coef.shape[0] == 1:
-            return th.addmm(net.head.bias, h, coef[0].T), d_h @ coef[0].T  # type: ignore[operator]
-        return th.einsum("rh,rph->rp", h, coef) + net.head.bias, th.einsum("jrh,rph->jrp", d_h, coef)
+        if noise.shape[0] == 1:
+            coef = net.coefficients(noise)[0]  # (P, H): no tangent
+            return th.addmm(net.head.bias, h, coef.T), d_h @ coef.T  # type: ignore[operator]
+        out = net.dot_coefficients(th.cat([h.unsqueeze(1), d_h.transpose(0, 1)], dim=1), noise)  # type: ignore[union-attr]
+        return out[..., 0] + net.head.bias, out[..., 1:].permute(2, 0, 1)  # (R, P), (k, R, P)
     # Concat: an MLP on [features, a, xi] per sample; the noise part of the first layer has no tangent.
     first = net[0]
     h, d_h = _split_linear(first, [features, actions])  # (R, H) with the bias, (k, R, H)
