@@ -12,3 +12,15 @@ def test_update_cost_prints_every_algorithm_and_ratio(capsys):
     assert all(value > 0 for value in results["Pendulum-v1"].values())
     assert "batch 128" in out and "sobolev_directions=1" in out
     assert out.count("TQC") >= 3  # its own row and the ratio of both DSDPG rows
+
+
+def test_dsdpg_policy_kwargs_merge_into_the_presets():
+    models = update_cost.build_models(
+        "Pendulum-v1",
+        16,
+        {"policy_kwargs": {"share_critic_noise": True}},
+        common_kwargs={"policy_kwargs": {"net_arch": [8, 8]}},
+    )
+    dsdpg = models["DSDPG"].policy
+    assert dsdpg.critic.share_noise and dsdpg.net_arch == [8, 8]
+    assert models["TQC"].policy.net_arch == [8, 8]  # the preset's sizes for every algorithm

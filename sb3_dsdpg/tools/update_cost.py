@@ -65,8 +65,12 @@ def build_models(
     env = gym.make(env_id)
 
     def kwargs(extra: dict | None = None) -> dict:
-        # A fresh copy for each model: SB3 writes into the policy_kwargs it is given.
-        return copy.deepcopy(dict(batch_size=batch_size, seed=seed, **(common_kwargs or {}), **(extra or {})))
+        # A fresh copy for each model: SB3 writes into the policy_kwargs it is given. The extra arguments win, and
+        # their policy_kwargs are merged into the preset's (e.g. the quickstart's net_arch plus share_critic_noise).
+        merged = {**(common_kwargs or {}), **(extra or {})}
+        if common_kwargs and extra and "policy_kwargs" in common_kwargs and "policy_kwargs" in extra:
+            merged["policy_kwargs"] = {**common_kwargs["policy_kwargs"], **extra["policy_kwargs"]}
+        return copy.deepcopy(dict(batch_size=batch_size, seed=seed, **merged))
 
     models: dict[str, OffPolicyAlgorithm] = {
         "TD3": TD3("MlpPolicy", env, **kwargs()),
