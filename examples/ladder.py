@@ -147,6 +147,11 @@ RUNGS: dict[str, tuple[str | None, str, dict]] = {
         "fresh critic noise per batch row (share_critic_noise=False)",
         dsdpg(policy=dict(share_critic_noise=False)),
     ),
+    "R4 hybrid unshared k=1": (
+        "R4 hybrid unshared noise",
+        "one directional derivative instead of the full gradient (sobolev_directions=1)",
+        dsdpg(sobolev_directions=1, policy=dict(share_critic_noise=False)),
+    ),
     "R4 hybrid drop 3": (
         "R4 hybrid",
         "3 top target samples dropped per critic instead of 1 (more pessimism)",

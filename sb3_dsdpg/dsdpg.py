@@ -91,6 +91,10 @@ CRITIC_ACTIONS = ("auto", "replay", "policy")
 TARGET_RETURNS = ("auto", "model", "real")
 # What target_returns="auto" means (see the ladder in docs/ablations.md).
 DEFAULT_TARGET_RETURNS = "real"
+# sobolev_directions="auto": the full gradient while the differentiated input has at most AUTO_FULL_GRADIENT_DIM
+# coordinates, AUTO_DIRECTIONS random directional derivatives beyond (the cost and the evidence: docs/dsdpg.md).
+AUTO_FULL_GRADIENT_DIM = 3
+AUTO_DIRECTIONS = 1
 # Values for the arguments a zip written by an older version lacks: what that version did.
 LEGACY_DEFAULTS: dict[str, Any] = {
     "critic_actions": "replay",
@@ -201,7 +205,9 @@ class DSDPG(OffPolicyAlgorithm):
         Czarnecki et al. 2017; the projections over all directions fix the joint law, so the fixed point is the
         same). Each ``u_j`` is uniform on the sphere of radius ``sqrt(d / k)`` (``d`` the differentiated size), so
         that ``E ||(u_j . g)_j||^2 = ||g||^2``: the gradient part weighs against the return in the kernel as the
-        full gradient does. ``k`` must be in ``[1, d]``
+        full gradient does. ``k`` must be in ``[1, d]``. ``"auto"`` (default): the full gradient up to ``d = 3``,
+        one direction beyond, where the full gradient's cost grows past twice TQC's update (resolved when the model is
+        set up and saved resolved; the evidence in docs/dsdpg.md)
     :param critic_actions: the actions of the critic's training batch: ``"replay"``, the replay buffer's (TD3 style),
         or ``"policy"``, the current actor's ``a = pi(s)`` at the replay states, with next state and reward from the
         world model (MAGE's loop: the value and its action gradient are learned where the actor reads them; the
@@ -302,7 +308,7 @@ class DSDPG(OffPolicyAlgorithm):
         world_model_learning_rate: float = 3e-4,
         world_model_gradient_steps: int = 1,
         sobolev_inputs: str = "action",
-        sobolev_directions: int | None = None,
+        sobolev_directions: int | str | None = "auto",
         critic_actions: str = "auto",
         reward_scale: float | str = "auto",
         normalize_samples: bool = True,
@@ -430,12 +436,12 @@ class DSDPG(OffPolicyAlgorithm):
                 f"got {self.top_samples_to_drop_per_critic}."
             )
         k = self.sobolev_directions
-        if k is not None and (isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1):
+        if k != "auto" and k is not None and (isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1):
             fail(
-                "sobolev_directions must be None (the full gradient) or a positive int k (k random directional "
+                "sobolev_directions must be 'auto', None (the full gradient) or a positive int k (k random directional "
                 f"derivatives per batch row), got {k!r}."
             )
-        if k is not None and not self.sobolev:
+        if k != "auto" and k is not None and not self.sobolev:
             fail("sobolev_directions needs sobolev=True (the return-only baseline learns no gradients): leave it None.")
         scale = self.reward_scale
         if not (scale == "auto" or (isinstance(scale, int | float) and not isinstance(scale, bool) and 0 < scale < np.inf)):
@@ -458,6 +464,9 @@ class DSDPG(OffPolicyAlgorithm):
         self.target_options  # noqa: B018 (TargetOptions checks the target's noise)
 
     def _setup_model(self) -> None:
+        if isinstance(self.sobolev_directions, str):  # "auto", resolved once the spaces are known (and saved resolved)
+            full = not self.sobolev or self._sobolev_dim() <= AUTO_FULL_GRADIENT_DIM
+            self.sobolev_directions = None if full else AUTO_DIRECTIONS
         if self.sobolev_directions is not None and self.sobolev_directions > self._sobolev_dim():
             raise ValueError(
                 f"sobolev_directions must be None or an int in [1, {self._sobolev_dim()}] (the size of the differentiated "

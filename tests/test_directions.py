@@ -161,10 +161,29 @@ def test_directions_are_on_the_scaled_sphere_and_keep_the_gradient_norm(sobolev_
     assert model.sample_directions(4) is None
 
 
-@pytest.mark.parametrize("value", [0, -1, 1.5, "2", True, [1]])
+@pytest.mark.parametrize("value", [0, -1, 1.5, "2", "full", True, [1]])
 def test_bad_sobolev_directions_raise(value):
-    with pytest.raises(ValueError, match="sobolev_directions must be None"):
+    with pytest.raises(ValueError, match="sobolev_directions must be 'auto', None"):
         DSDPG("MlpPolicy", "Pendulum-v1", sobolev_directions=value)
+
+
+@pytest.mark.parametrize(
+    "env_id, kwargs, expected",
+    [
+        ("Pendulum-v1", {}, None),  # d = 1
+        ("sb3_dsdpg/PointMassRevealedBonus-v0", {}, None),  # d = 2
+        ("Hopper-v5", {}, None),  # d = 3
+        ("HalfCheetah-v5", {}, 1),  # d = 6
+        ("Pendulum-v1", dict(sobolev_inputs="state_action"), 1),  # d = 3 + 1
+        ("HalfCheetah-v5", dict(sobolev=False), None),  # no gradient part
+    ],
+)
+def test_auto_directions_resolve_by_the_differentiated_size_and_save_resolved(tmp_path, env_id, kwargs, expected):
+    model = DSDPG("MlpPolicy", env_id, **kwargs)  # "auto" is the default
+    assert model.sobolev_directions == expected
+    assert (model._online_samples == model._online_directional) == (expected is not None)
+    model.save(tmp_path / "model.zip")
+    assert DSDPG.load(tmp_path / "model.zip").sobolev_directions == expected
 
 
 def test_too_many_directions_and_return_only_raise():

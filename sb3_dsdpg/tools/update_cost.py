@@ -11,8 +11,9 @@ Each algorithm gets a replay buffer filled with random transitions of the env's 
 then ``train(gradient_steps, batch_size)`` is timed in interleaved rounds (so drift of the machine hits all
 algorithms alike); the median over rounds is reported with the ratios to TD3 and TQC. Two DSDPG rows: its
 defaults (plus ``--dsdpg-kwargs``), and the same with the other estimator of the gradient part: one random direction
-(``sobolev_directions=1``, the speed option) when the first row uses the full gradient (``None``, the default and the
-paper's estimator), the full gradient otherwise.
+(``sobolev_directions=1``) when the first row uses the full gradient (``None``, the paper's estimator), the full
+gradient otherwise. The default, ``"auto"``, is the full gradient up to 3 action dimensions and one direction beyond,
+so the first row of HalfCheetah, Ant, Walker2d and Humanoid is one direction and the second the full gradient.
 """
 
 import argparse
