@@ -91,8 +91,8 @@ CRITIC_ACTIONS = ("auto", "replay", "policy")
 TARGET_RETURNS = ("auto", "model", "real")
 # What target_returns="auto" means (see the ladder in docs/ablations.md).
 DEFAULT_TARGET_RETURNS = "real"
-# sobolev_directions="auto": the full gradient while the differentiated input has at most AUTO_FULL_GRADIENT_DIM
-# coordinates, AUTO_DIRECTIONS random directional derivatives beyond (the cost and the evidence: docs/dsdpg.md).
+# sobolev_directions="auto": the full gradient while the action has at most AUTO_FULL_GRADIENT_DIM coordinates,
+# AUTO_DIRECTIONS random directional derivatives beyond (the cost and the evidence: docs/dsdpg.md).
 AUTO_FULL_GRADIENT_DIM = 3
 AUTO_DIRECTIONS = 1
 # Values for the arguments a zip written by an older version lacks: what that version did.
@@ -205,9 +205,10 @@ class DSDPG(OffPolicyAlgorithm):
         Czarnecki et al. 2017; the projections over all directions fix the joint law, so the fixed point is the
         same). Each ``u_j`` is uniform on the sphere of radius ``sqrt(d / k)`` (``d`` the differentiated size), so
         that ``E ||(u_j . g)_j||^2 = ||g||^2``: the gradient part weighs against the return in the kernel as the
-        full gradient does. ``k`` must be in ``[1, d]``. ``"auto"`` (default): the full gradient up to ``d = 3``,
-        one direction beyond, where the full gradient's cost grows past twice TQC's update (resolved when the model is
-        set up and saved resolved; the evidence in docs/dsdpg.md)
+        full gradient does. ``k`` must be in ``[1, d]``. ``"auto"`` (default): the full gradient up to ``|A| = 3``,
+        one direction beyond, where the full gradient's cost grows past twice TQC's update; the full gradient with
+        ``sobolev_inputs="state_action"`` (resolved when the model is set up and saved resolved; the evidence in
+        docs/dsdpg.md)
     :param critic_actions: the actions of the critic's training batch: ``"replay"``, the replay buffer's (TD3 style),
         or ``"policy"``, the current actor's ``a = pi(s)`` at the replay states, with next state and reward from the
         world model (MAGE's loop: the value and its action gradient are learned where the actor reads them; the
@@ -465,7 +466,9 @@ class DSDPG(OffPolicyAlgorithm):
 
     def _setup_model(self) -> None:
         if isinstance(self.sobolev_directions, str):  # "auto", resolved once the spaces are known (and saved resolved)
-            full = not self.sobolev or self._sobolev_dim() <= AUTO_FULL_GRADIENT_DIM
+            # state_action is the opt-in to the whole (dz/ds, dz/da): it keeps the full gradient unless k is given.
+            small = self._sobolev_dim() <= AUTO_FULL_GRADIENT_DIM
+            full = not self.sobolev or self.sobolev_inputs == "state_action" or small
             self.sobolev_directions = None if full else AUTO_DIRECTIONS
         if self.sobolev_directions is not None and self.sobolev_directions > self._sobolev_dim():
             raise ValueError(
