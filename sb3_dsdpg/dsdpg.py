@@ -91,9 +91,10 @@ CRITIC_ACTIONS = ("auto", "replay", "policy")
 TARGET_RETURNS = ("auto", "model", "real")
 # What target_returns="auto" means (see the ladder in docs/ablations.md).
 DEFAULT_TARGET_RETURNS = "real"
-# sobolev_directions="auto": the full gradient while the action has at most AUTO_FULL_GRADIENT_DIM coordinates,
-# AUTO_DIRECTIONS random directional derivatives beyond (the cost and the evidence: docs/dsdpg.md).
-AUTO_FULL_GRADIENT_DIM = 3
+# sobolev_directions="auto": the full gradient while the action has at most AUTO_FULL_GRADIENT_DIM coordinates (with
+# one coordinate the two estimators are the same up to a sign), AUTO_DIRECTIONS random directional derivatives beyond
+# (the cost and the evidence: docs/dsdpg.md).
+AUTO_FULL_GRADIENT_DIM = 1
 AUTO_DIRECTIONS = 1
 # Values for the arguments a zip written by an older version lacks: what that version did.
 LEGACY_DEFAULTS: dict[str, Any] = {
@@ -205,8 +206,9 @@ class DSDPG(OffPolicyAlgorithm):
         Czarnecki et al. 2017; the projections over all directions fix the joint law, so the fixed point is the
         same). Each ``u_j`` is uniform on the sphere of radius ``sqrt(d / k)`` (``d`` the differentiated size), so
         that ``E ||(u_j . g)_j||^2 = ||g||^2``: the gradient part weighs against the return in the kernel as the
-        full gradient does. ``k`` must be in ``[1, d]``. ``"auto"`` (default): the full gradient up to ``|A| = 3``,
-        one direction beyond, where the full gradient's cost grows past twice TQC's update; the full gradient with
+        full gradient does. ``k`` must be in ``[1, d]``. ``"auto"`` (default): one direction when ``|A| > 1`` (it
+        learned as well or better than the full gradient on the point-mass tasks and costs at most twice TQC's update
+        at MuJoCo sizes), the full gradient for ``|A| = 1`` (the same estimator up to a sign) and with
         ``sobolev_inputs="state_action"`` (resolved when the model is set up and saved resolved; the evidence in
         docs/dsdpg.md)
     :param critic_actions: the actions of the critic's training batch: ``"replay"``, the replay buffer's (TD3 style),

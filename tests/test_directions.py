@@ -171,8 +171,8 @@ def test_bad_sobolev_directions_raise(value):
     "env_id, kwargs, expected",
     [
         ("Pendulum-v1", {}, None),  # d = 1
-        ("sb3_dsdpg/PointMassRevealedBonus-v0", {}, None),  # d = 2
-        ("Hopper-v5", {}, None),  # d = 3
+        ("sb3_dsdpg/PointMassRevealedBonus-v0", {}, 1),  # d = 2
+        ("Hopper-v5", {}, 1),  # d = 3
         ("HalfCheetah-v5", {}, 1),  # d = 6
         ("HalfCheetah-v5", dict(sobolev_inputs="state_action"), None),  # the opt-in to the whole gradient
         ("HalfCheetah-v5", dict(sobolev=False), None),  # no gradient part

@@ -12,8 +12,8 @@ then ``train(gradient_steps, batch_size)`` is timed in interleaved rounds (so dr
 algorithms alike); the median over rounds is reported with the ratios to TD3 and TQC. Two DSDPG rows: its
 defaults (plus ``--dsdpg-kwargs``), and the same with the other estimator of the gradient part: one random direction
 (``sobolev_directions=1``) when the first row uses the full gradient (``None``, the paper's estimator), the full
-gradient otherwise. The default, ``"auto"``, is the full gradient up to 3 action dimensions and one direction beyond,
-so the first row of HalfCheetah, Ant, Walker2d and Humanoid is one direction and the second the full gradient.
+gradient otherwise. The default, ``"auto"``, is one direction for ``|A| > 1``, so the first
+row of HalfCheetah, Ant, Walker2d and Humanoid is one direction and the second the full gradient.
 """
 
 import argparse
