@@ -105,6 +105,7 @@ LEGACY_DEFAULTS: dict[str, Any] = {
     "target_returns": "model",
     "reward_fn": None,
     "gradient_weight": 1.0,
+    "sobolev_directions": None,
 }
 # Rate of the running (exponential) average of the target samples' scale, per update.
 SAMPLE_SCALE_RATE = 0.01

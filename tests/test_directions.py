@@ -217,7 +217,8 @@ def test_directional_switches_train_and_save(tmp_path, kwargs):
 
 def test_saves_from_before_the_argument_load_with_the_full_gradient(tmp_path):
     """A zip written before ``sobolev_directions`` existed trained with the full gradient, and keeps it."""
-    model = small_dsdpg("Pendulum-v1", learning_starts=50, seed=0)
+    model = small_dsdpg("sb3_dsdpg/PointMassBonus-v0", learning_starts=50, seed=0)  # |A| = 2: "auto" is 1 direction
+    assert model.sobolev_directions == 1
     model.learn(60)
     model.save(tmp_path / "new.zip")
     zip_without(tmp_path / "new.zip", tmp_path / "old.zip", ("sobolev_directions",))
