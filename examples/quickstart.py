@@ -1,8 +1,11 @@
 """Quickstart: train DSDPG briefly on Pendulum-v1 and print a deterministic evaluation.
 
-Run: ``python examples/quickstart.py [--timesteps 6000] [--seed 0]``. Small networks keep it to about a minute on one
-CPU core: 51-53 s of training on an idle 2-core machine with 1 torch thread (2026-12-02, the defaults of the ladder
-in docs/ablations.md), evaluating to -299, -198 and -226 on seeds 0, 1 and 2 (``examples/quickstart_cost.py``).
+Run: ``python examples/quickstart.py [--timesteps 6000] [--seed 0]``. Small networks keep it to a few minutes on one
+CPU core. Measured with ``examples/quickstart_cost.py`` (idle 2-core machine, 1 torch thread, seeds 0-2):
+- 2026-12-03, today's defaults: 130-160 s of training, 1.20x the defaults from before the ladder of
+  docs/ablations.md in the same process (119 s). It was 1.64x on 2026-12-02, before the per-row critic noise was made
+  cheap. The machine ran about twice as slow that morning as the day before, when the same pre-ladder defaults took
+  57 s. The evaluations were -323, -435 and -365: short of the -200 we aim for.
 """
 
 import argparse
