@@ -25,7 +25,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.save_util import json_to_data
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, ReplayBufferSamples, Schedule
-from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
+from stable_baselines3.common.utils import get_parameters_by_name
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnvWrapper, VecNormalize
 from torch.nn import functional as F
 
@@ -45,6 +45,7 @@ from sb3_dsdpg.targets import (
     truncate_pooled,
     unflatten_obs,
 )
+from sb3_dsdpg.updates import default_adam_kwargs, polyak_update
 from sb3_dsdpg.world_models import CVAEWorldModel, RealNVPWorldModel, WorldModel
 
 SelfDSDPG = TypeVar("SelfDSDPG", bound="DSDPG")
@@ -110,8 +111,8 @@ LEGACY_DEFAULTS: dict[str, Any] = {
 # Rate of the running (exponential) average of the target samples' scale, per update.
 SAMPLE_SCALE_RATE = 0.01
 # train/model_target_gap is measured on every MODEL_GAP_INTERVAL-th batch: a target-network pass on real transitions
-# costs about 6% of an update at MuJoCo sizes.
-MODEL_GAP_INTERVAL = 10
+# costs about 6% of an update at MuJoCo sizes, 2% at the quickstart's when taken every 10th batch.
+MODEL_GAP_INTERVAL = 100
 WORLD_MODEL_CLASSES: dict[str, type[WorldModel]] = {
     "cvae": CVAEWorldModel,
     "realnvp": RealNVPWorldModel,
@@ -481,7 +482,15 @@ class DSDPG(OffPolicyAlgorithm):
             )
         if self.reward_fn == "known" and self.env is not None:  # fail now, not at the first update
             self._known_reward_fn()
-        super()._setup_model()
+        # Adam's options default to the cheapest for the device (fused where torch has it); the saved policy_kwargs
+        # stay the user's, so a zip loaded on another device picks that device's default.
+        policy_kwargs = self.policy_kwargs
+        if "optimizer_kwargs" not in policy_kwargs and policy_kwargs.get("optimizer_class", th.optim.Adam) is th.optim.Adam:
+            self.policy_kwargs = {**policy_kwargs, "optimizer_kwargs": default_adam_kwargs(self.device)}
+        try:
+            super()._setup_model()
+        finally:
+            self.policy_kwargs = policy_kwargs
         self._create_aliases()
         self.actor_batch_norm_stats = get_parameters_by_name(self.actor, ["running_"])
         self.critic_batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
@@ -495,7 +504,7 @@ class DSDPG(OffPolicyAlgorithm):
                 spaces.flatdim(self.observation_space), self.critic.action_dim, **self.world_model_kwargs
             ).to(self.device)
             self.world_model.optimizer = th.optim.Adam(
-                self.world_model.parameters(), lr=self.world_model_learning_rate, foreach=True
+                self.world_model.parameters(), lr=self.world_model_learning_rate, **default_adam_kwargs(self.device)
             )
         self._select_critic_variant()
 

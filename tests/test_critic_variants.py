@@ -11,6 +11,7 @@ from helpers import CRITIC_VARIANTS, critic_step_values
 from stable_baselines3.common.logger import configure
 
 from sb3_dsdpg import DSDPG
+from sb3_dsdpg import dsdpg as dsdpg_module
 
 EXPECTED = json.loads((Path(__file__).parent / "fixtures" / "critic_losses.json").read_text())
 VARIANT_ATTRIBUTES = ("_critic_targets", "_online_samples", "_critic_objective")
@@ -72,7 +73,8 @@ CVAE_KEYS = {"world_model_kl", "world_model_recon"}
         ),
     ],
 )
-def test_logged_keys_of_each_variant(kwargs, keys):
+def test_logged_keys_of_each_variant(monkeypatch, kwargs, keys):
+    monkeypatch.setattr(dsdpg_module, "MODEL_GAP_INTERVAL", 10)  # measured on updates 10 and 20
     settings = dict(
         learning_starts=80,
         batch_size=16,
