@@ -37,6 +37,16 @@ def small_settings(action_dim: int) -> dict:
     )
 
 
+def quickstart_settings(action_dim: int) -> dict:
+    """
+    The quickstart's DSDPG arguments: :func:`small_settings` with the target networks' Polyak coefficient ``tau`` at
+    0.02 instead of TD3's 0.005. In a run of 5,000 updates TD3's rate leaves the targets hundreds of updates behind;
+    at 0.02 TD3 itself with the same settings goes from -345 to -154 on seeds 0-2 of this quickstart (see the
+    docstring above), and it costs nothing.
+    """
+    return dict(small_settings(action_dim), tau=0.02)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--timesteps", type=int, default=6000)
@@ -46,7 +56,7 @@ def main() -> None:
     th.set_num_threads(args.threads)
 
     env = gym.make("Pendulum-v1")
-    model = DSDPG("MlpPolicy", env, seed=args.seed, verbose=0, **small_settings(env.action_space.shape[0]))
+    model = DSDPG("MlpPolicy", env, seed=args.seed, verbose=0, **quickstart_settings(env.action_space.shape[0]))
     random_return = evaluate_policy(model, Monitor(gym.make("Pendulum-v1")), n_eval_episodes=5, deterministic=True)[0]
     start = time.time()
     model.learn(args.timesteps, progress_bar=True)

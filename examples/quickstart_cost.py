@@ -1,11 +1,17 @@
-"""The quickstart's time and return at today's defaults against the defaults before the ladder, in one process.
+"""The quickstart's time and return, against references trained in the same process on the same seeds.
 
-Run: ``python examples/quickstart_cost.py [--seeds 0 1 2] [--timesteps 6000]``. For each seed it trains the
-quickstart (``examples/quickstart.py``: Pendulum-v1, its small settings, one torch thread) once with DSDPG's current
-defaults and once with the defaults before the ladder of docs/ablations.md (``target_returns="model"``,
-``critic_actions="policy"``, SiLU networks, critic noise shared across the batch), the two interleaved so that both
-see the same machine load, and prints the training seconds, the evaluation (10 deterministic episodes) and the time
-ratio.
+Run: ``python examples/quickstart_cost.py [--seeds 0 1 2] [--timesteps 6000] [--against before td3 tqc]``. For each
+seed it trains the quickstart (``examples/quickstart.py``: Pendulum-v1, its settings, one torch thread) with DSDPG's
+current defaults and, interleaved so that all see the same machine load, each reference of ``--against``:
+
+- ``before``: DSDPG with the defaults before the ladder of docs/ablations.md (``target_returns="model"``,
+  ``critic_actions="policy"``, SiLU networks, critic noise shared across the batch, foreach Adam);
+- ``td3`` / ``tqc``: SB3's TD3 / sb3-contrib's TQC with the quickstart's settings where they mean the same (learning
+  rate, gamma, batch, learning starts, tau, action noise, 64x64 networks). Their times are the yardstick of the
+  machine: the environment loop is the same, so the ratio to them carries over between machines better than seconds.
+
+It prints the training seconds (``learn``: rollouts, the world model's warm-up, the updates) and the evaluation
+(10 deterministic episodes) per seed, their means and the time ratios.
 """
 
 import argparse
@@ -14,21 +20,42 @@ import time
 import gymnasium as gym
 import numpy as np
 import torch as th
-from quickstart import small_settings
+from quickstart import quickstart_settings
+from stable_baselines3 import TD3
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 from torch import nn
 
 from sb3_dsdpg import DSDPG
 
+SHARED = ("learning_rate", "gamma", "batch_size", "learning_starts", "tau", "action_noise", "policy_kwargs")
 
-def train(seed: int, timesteps: int, before: bool) -> tuple[float, float]:
-    """Seconds of ``learn`` and the evaluation of the quickstart with one seed."""
-    settings = small_settings(1)
-    if before:
+
+def build(name: str, seed: int):
+    """The quickstart's model for ``name``: ``today`` (DSDPG's defaults), ``before``, ``td3`` or ``tqc``."""
+    settings = quickstart_settings(1)
+    env = gym.make("Pendulum-v1")
+    if name == "before":
         settings.update(target_returns="model", critic_actions="policy")
-        settings["policy_kwargs"] = dict(settings["policy_kwargs"], activation_fn=nn.SiLU, share_critic_noise=True)
-    model = DSDPG("MlpPolicy", gym.make("Pendulum-v1"), seed=seed, **settings)
+        settings["policy_kwargs"] = dict(
+            settings["policy_kwargs"],
+            activation_fn=nn.SiLU,
+            share_critic_noise=True,
+            optimizer_kwargs=dict(foreach=True),
+        )
+    if name in ("today", "before"):
+        return DSDPG("MlpPolicy", env, seed=seed, **settings)
+    shared = {key: settings[key] for key in SHARED}
+    if name == "td3":
+        return TD3("MlpPolicy", env, seed=seed, **shared)
+    from sb3_contrib import TQC  # the baselines extra
+
+    return TQC("MlpPolicy", env, seed=seed, **shared)
+
+
+def train(name: str, seed: int, timesteps: int) -> tuple[float, float]:
+    """Seconds of ``learn`` and the evaluation of the quickstart with one seed."""
+    model = build(name, seed)
     start = time.perf_counter()
     model.learn(timesteps)
     seconds = time.perf_counter() - start
@@ -40,20 +67,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--timesteps", type=int, default=6000)
+    parser.add_argument("--against", nargs="*", choices=["before", "td3", "tqc"], default=["before", "td3"])
     args = parser.parse_args()
     th.set_num_threads(1)
-    rows = []
+    names = ["today", *args.against]
+    results = {name: [] for name in names}
     for seed in args.seeds:
-        now = train(seed, args.timesteps, before=False)
-        then = train(seed, args.timesteps, before=True)
-        rows.append((seed, *now, *then))
-        print(f"seed {seed}: today {now[0]:.0f} s, {now[1]:.1f}; before the ladder {then[0]:.0f} s, {then[1]:.1f}", flush=True)
-    table = np.array(rows)
+        for name in names:
+            results[name].append(train(name, seed, args.timesteps))
+        row = "; ".join(f"{name} {results[name][-1][0]:.0f} s, {results[name][-1][1]:.1f}" for name in names)
+        print(f"seed {seed}: {row}", flush=True)
     print(f"\n1 torch thread, {args.timesteps} steps, seeds {args.seeds}")
-    for name, column in (("today", 1), ("before the ladder", 3)):
-        returns = ", ".join(f"{value:.0f}" for value in table[:, column + 1])
-        print(f"{name}: {table[:, column].mean():.0f} s per run, return {table[:, column + 1].mean():.1f} ({returns})")
-    print(f"time ratio today / before: {table[:, 1].sum() / table[:, 3].sum():.2f}")
+    for name in names:
+        table = np.array(results[name])
+        returns = ", ".join(f"{value:.0f}" for value in table[:, 1])
+        print(f"{name:7s} {table[:, 0].mean():6.1f} s per run, return {table[:, 1].mean():7.1f} ({returns})")
+    today = np.array(results["today"])[:, 0].sum()
+    for name in args.against:
+        print(f"time ratio today / {name}: {today / np.array(results[name])[:, 0].sum():.2f}")
 
 
 if __name__ == "__main__":
