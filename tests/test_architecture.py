@@ -3,7 +3,7 @@
 The import graph of ``sb3_dsdpg`` is built by parsing every module with :mod:`ast` (nothing is imported or run); every
 import counts, also one inside a function. Each module lives in one of three rooms:
 
-- the algorithm: ``sb3_dsdpg/__init__.py``, ``dsdpg``, ``policies``, ``targets``, ``tangents``, ``losses``,
+- the algorithm: ``sb3_dsdpg/__init__.py``, ``dsdpg``, ``policies``, ``targets``, ``tangents``, ``losses``, ``updates``,
   ``world_models`` and ``envs/``; it imports only itself, the standard library and what ``install_requires`` installs;
 - the tooling: ``sb3_dsdpg/tools/`` (zoo, compare, diagnostics, benchmarks); it may import the algorithm;
 - the entry points (``python -m sb3_dsdpg.<name>``): thin modules that call into the tooling.
@@ -26,7 +26,7 @@ from packaging.requirements import Requirement
 
 PACKAGE = "sb3_dsdpg"
 ALGORITHM = frozenset(
-    {PACKAGE, *(f"{PACKAGE}.{name}" for name in ("dsdpg", "policies", "targets", "tangents", "losses", "world_models"))}
+    {PACKAGE, *(f"{PACKAGE}.{name}" for name in ("dsdpg", "policies", "targets", "tangents", "losses", "updates", "world_models"))}
 )
 ALGORITHM_PACKAGES = (f"{PACKAGE}.envs",)
 TOOLING_PACKAGE = f"{PACKAGE}.tools"
