@@ -26,7 +26,10 @@ from packaging.requirements import Requirement
 
 PACKAGE = "sb3_dsdpg"
 ALGORITHM = frozenset(
-    {PACKAGE, *(f"{PACKAGE}.{name}" for name in ("dsdpg", "policies", "targets", "tangents", "losses", "updates", "world_models"))}
+    {
+        PACKAGE,
+        *(f"{PACKAGE}.{name}" for name in ("dsdpg", "policies", "targets", "tangents", "losses", "updates", "world_models")),
+    }
 )
 ALGORITHM_PACKAGES = (f"{PACKAGE}.envs",)
 TOOLING_PACKAGE = f"{PACKAGE}.tools"

@@ -29,11 +29,15 @@ def _explicit(net: FactorizedSampleNet, features, actions, noise, directions):
 
 
 @pytest.mark.parametrize("noise_net_arch", [[64], [], [8, 5]])
-@pytest.mark.parametrize("k", [None, 2])
-def test_low_rank_contraction_equals_the_explicit_coefficients(noise_net_arch, k):
+# psi with 3 tangents (the full gradient), 2 directions, and 5 directions (more tangents than the action has).
+@pytest.mark.parametrize("k", [None, 2, 5])
+@pytest.mark.parametrize("strided_noise", [False, True])
+def test_low_rank_contraction_equals_the_explicit_coefficients(noise_net_arch, k, strided_noise):
     net = _net(noise_net_arch)
     th.manual_seed(1)
-    features, actions, noise = th.randn(B, S).double(), th.randn(B, A).double(), th.randn(B, N, K).double()
+    features, actions = th.randn(B, S).double(), th.randn(B, A).double()
+    # A critic's slice of the (B, n_critics, N, K) noise is a strided view, as the critics receive it.
+    noise = th.randn(B, 2, N, K).double()[:, 1] if strided_noise else th.randn(B, N, K).double()
     directions = None if k is None else th.randn(B, k, A).double()
     z, grad = net(features, actions, noise, with_grad=True, directions=directions)
     z_ref, grad_ref = _explicit(net, features, actions, noise, directions)
