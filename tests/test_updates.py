@@ -6,20 +6,13 @@ import zipfile
 
 import pytest
 import torch as th
+from helpers import tiny_kwargs
 from stable_baselines3.common import utils as sb3_utils
 
 from sb3_dsdpg import DSDPG
 from sb3_dsdpg.updates import default_adam_kwargs, polyak_update
 
-SMALL = dict(
-    learning_starts=32,
-    batch_size=16,
-    n_samples=4,
-    policy_kwargs=dict(net_arch=[8], noise_net_arch=[4]),
-    world_model_kwargs=dict(latent_dim=2, encoder_arch=[8], decoder_arch=[8], prior_arch=[8]),
-    device="cpu",
-    seed=0,
-)
+SMALL = tiny_kwargs(learning_starts=32, device="cpu")
 
 
 def _nets(seed: int) -> tuple[th.nn.Module, th.nn.Module]:
