@@ -482,8 +482,8 @@ class DSDPG(OffPolicyAlgorithm):
             )
         if self.reward_fn == "known" and self.env is not None:  # fail now, not at the first update
             self._known_reward_fn()
-        # Adam's options default to the cheapest for the device (fused where torch has it); the saved policy_kwargs
-        # stay the user's, so a zip loaded on another device picks that device's default.
+        # Adam's options default to the cheapest for the device (fused where torch has it). The saved policy_kwargs stay
+        # the user's; a loaded optimizer takes its options from its saved state (older zips keep foreach).
         policy_kwargs = self.policy_kwargs
         if "optimizer_kwargs" not in policy_kwargs and policy_kwargs.get("optimizer_class", th.optim.Adam) is th.optim.Adam:
             self.policy_kwargs = {**policy_kwargs, "optimizer_kwargs": default_adam_kwargs(self.device)}
