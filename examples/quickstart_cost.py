@@ -1,20 +1,21 @@
 """The quickstart's time and return, against references trained in the same process on the same seeds.
 
 Run: ``python examples/quickstart_cost.py [--seeds 0 1 2] [--timesteps 6000] [--against before td3 tqc] [--tau 0.02]``.
-For each
-seed it trains the quickstart (``examples/quickstart.py``: Pendulum-v1, its settings, one torch thread) with DSDPG's
-current defaults and, interleaved so that all see the same machine load, each reference of ``--against``:
+For each seed it trains the quickstart (``examples/quickstart.py``: Pendulum-v1, its settings, one torch thread) with
+DSDPG's current defaults and, interleaved so that all see the same machine load, each reference of ``--against``:
 
 - ``before``: DSDPG with the defaults before the ladder of docs/ablations.md (``target_returns="model"``,
-  ``critic_actions="policy"``, SiLU networks, critic noise shared across the batch, foreach Adam);
+  ``critic_actions="policy"``, SiLU networks, critic noise shared across the batch, foreach Adam for actor and
+  critic; the world model's Adam is fused as today's);
 - ``td3`` / ``tqc``: SB3's TD3 / sb3-contrib's TQC with the quickstart's settings where they mean the same (learning
   rate, gamma, batch, learning starts, tau, action noise, 64x64 networks). Their times are the yardstick of the
   machine: the environment loop is the same, so the ratio to them carries over between machines better than seconds.
 
 ``--tau`` overrides the quickstart's Polyak coefficient for every model (``--tau 0.005``: TD3's default, the
 quickstart's before 2026-12-03); ``--dsdpg-kwargs JSON`` overrides arguments of today's DSDPG (e.g.
-``'{"world_model_learning_rate": 0.001}'``). It prints the training seconds (``learn``: rollouts, the world model's warm-up,
-the updates) and the evaluation (10 deterministic episodes from seeded start states) per seed, their means and the time ratios.
+``'{"world_model_learning_rate": 0.001}'``). It prints the training seconds (``learn``: rollouts, the world model's
+warm-up, the updates) and the evaluation (10 deterministic episodes from seeded start states) per seed, their means
+and the time ratios.
 """
 
 import argparse
