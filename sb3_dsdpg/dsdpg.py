@@ -46,7 +46,7 @@ from sb3_dsdpg.targets import (
     unflatten_obs,
 )
 from sb3_dsdpg.updates import default_adam_kwargs, polyak_update
-from sb3_dsdpg.world_models import CVAEWorldModel, RealNVPWorldModel, WorldModel
+from sb3_dsdpg.world_models import CVAEWorldModel, RealNVPWorldModel, WorldModel, batch_variance
 
 SelfDSDPG = TypeVar("SelfDSDPG", bound="DSDPG")
 
@@ -592,7 +592,7 @@ class DSDPG(OffPolicyAlgorithm):
         standard deviation over the batch, the gradient coordinates of a block sharing the RMS of theirs.
         """
         flat = target.detach().reshape(-1, target.shape[-1])
-        variance = flat.var(dim=0, unbiased=False)
+        variance = batch_variance(flat)[1]
         blocks = self._coordinate_blocks(flat.shape[-1])
         n_blocks = int(blocks.max()) + 1
         block_variance = variance.new_zeros(n_blocks).index_add_(0, blocks, variance)

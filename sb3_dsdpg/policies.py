@@ -46,7 +46,8 @@ def _activation_and_derivative(module: nn.Module, pre: th.Tensor) -> tuple[th.Te
         out = F.elu(pre, module.alpha)
         return out, th.where(pre > 0, th.ones_like(pre), out + module.alpha)
     if isinstance(module, nn.ReLU):
-        return F.relu(pre), (pre > 0).to(pre.dtype)
+        out = F.relu(pre)
+        return out, th.sign(out.detach())  # 1 where pre > 0, else 0: one pass, no graph (a.e. zero derivative)
     if isinstance(module, nn.Sigmoid):
         out = th.sigmoid(pre)
         return out, out * (1.0 - out)
@@ -208,7 +209,7 @@ class GenerativeCritic(BaseModel):
     :param net_arch: hidden widths
     :param features_extractor: features extractor module
     :param features_dim: its output size
-    :param activation_fn: activation; must be smooth for a useful Sobolev signal (SiLU by default)
+    :param activation_fn: activation of ``psi`` and ``phi`` (ReLU by default; one of ``JACOBIAN_ACTIVATIONS``)
     :param normalize_images: SB3's image normalisation flag (images are refused by the policy)
     :param n_critics: number of critics
     :param noise_dim: size ``k`` of the critic noise ``xi``
@@ -403,8 +404,8 @@ class DSDPGPolicy(BasePolicy):
     :param action_space: action space
     :param lr_schedule: learning-rate schedule of actor and critic
     :param net_arch: hidden widths, a list for both or ``dict(pi=[...], qf=[...])``; default ``[256, 256]``
-    :param activation_fn: activation of actor and critic, smooth by default (SiLU): with ReLU ``dz/da`` is
-        piecewise constant and has no derivative to learn from
+    :param activation_fn: activation of actor and critic (ReLU, TD3's, by default: the Sobolev loss and target use
+        first derivatives only; SiLU, the default before the ladder of docs/ablations.md, lost return there)
     :param features_extractor_class: features extractor
     :param features_extractor_kwargs: its keyword arguments
     :param normalize_images: SB3's image normalisation flag

@@ -7,6 +7,7 @@ import torch as th
 from helpers import fd_jacobian, float64_batch, float64_model, model_targets
 
 from sb3_dsdpg import DSDPG
+from sb3_dsdpg.policies import JACOBIAN_ACTIVATIONS, _activation_and_derivative
 from sb3_dsdpg.targets import flatten_obs, per_row_jacobian
 
 pytestmark = pytest.mark.usefixtures("float64_observations")
@@ -33,6 +34,20 @@ def test_critic_action_gradient_matches_finite_differences(architecture, env_id)
     assert th.allclose(grad, numeric, atol=1e-6, rtol=1e-5), (grad - numeric).abs().max()
     # The gradient is not trivially zero: the check is meaningful.
     assert grad.abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("name", JACOBIAN_ACTIVATIONS)
+def test_activation_derivative_matches_autograd(name):
+    """The hand-written derivative of each supported activation equals autograd's, kinks included (ReLU at 0: 0)."""
+    module = getattr(th.nn, name)()
+    pre = th.cat([th.linspace(-3.0, 3.0, 61, dtype=th.float64), th.zeros(1, dtype=th.float64)]).requires_grad_(True)
+    out, deriv = _activation_and_derivative(module, pre)
+    (autograd_deriv,) = th.autograd.grad(module(pre).sum(), pre)
+    assert th.allclose(out, module(pre)) and th.allclose(deriv, autograd_deriv, atol=1e-12)
+    if name == "ReLU":
+        # The 0/1 mask: float, no graph (its derivative is zero almost everywhere), 0 at the kink as autograd has it.
+        assert deriv.dtype == pre.dtype and not deriv.requires_grad and deriv[-1] == 0.0
+        assert set(deriv.tolist()) == {0.0, 1.0}
 
 
 def test_factorized_gradient_is_differentiable_in_parameters():

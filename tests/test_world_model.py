@@ -4,7 +4,7 @@ import pytest
 import torch as th
 from helpers import fit_and_check_linear_gaussian
 
-from sb3_dsdpg.world_models import CVAEWorldModel, RunningNormalizer
+from sb3_dsdpg.world_models import CVAEWorldModel, RunningNormalizer, batch_variance
 
 
 def test_cvae_recovers_linear_gaussian_mean_and_std():
@@ -36,6 +36,16 @@ def test_running_normalizer_matches_batch_statistics():
         norm.update(chunk)
     assert th.allclose(norm.mean, data.mean(0), atol=1e-4)
     assert th.allclose(norm.var, data.var(0, unbiased=False), rtol=1e-4)
+
+
+def test_batch_variance_closed_form_and_torch():
+    mean, var = batch_variance(th.tensor([[0.0, 1.0], [2.0, 1.0], [4.0, 1.0]]))
+    assert th.equal(mean, th.tensor([2.0, 1.0])) and th.allclose(var, th.tensor([8.0 / 3.0, 0.0]))
+    # Two passes keep float32 accurate on a large offset, where E[x^2] - E[x]^2 would cancel.
+    data = th.randn(256, 40, generator=th.Generator().manual_seed(0)) * 0.01 + 1000.0
+    mean, var = batch_variance(data)
+    reference = data.double().var(0, unbiased=False)
+    assert th.allclose(mean, data.mean(0)) and th.allclose(var.double(), reference, rtol=1e-3)
 
 
 def test_bad_world_model_arguments_raise():

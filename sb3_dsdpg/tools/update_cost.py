@@ -3,7 +3,7 @@
 Run ``python -m sb3_dsdpg.benchmarks.update_cost [--preset mujoco|quickstart] [--threads 2]``.
 
 - ``mujoco`` (default): HalfCheetah-v5 and Humanoid-v5 shapes, batch 256, every algorithm at its constructor
-  defaults (TD3: 400x300 ReLU; TQC: 256x256, 2 critics of 25 quantiles; DSDPG: 256x256 SiLU, cVAE 256x256).
+  defaults (TD3: 400x300 ReLU; TQC: 256x256, 2 critics of 25 quantiles; DSDPG: 256x256 ReLU, cVAE 256x256 SiLU).
 - ``quickstart``: Pendulum-v1 shapes at the quickstart's sizes: batch 128, 64x64 networks for all three (and
   the world model), DSDPG at learning rate 1e-3.
 
