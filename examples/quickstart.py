@@ -1,18 +1,17 @@
 """Quickstart: train DSDPG briefly on Pendulum-v1 and print a deterministic evaluation.
 
 Run: ``python examples/quickstart.py [--timesteps 6000] [--seed 0]``. Small networks keep it to a few minutes on one
-CPU core. Measured with ``examples/quickstart_cost.py --against before td3 tqc`` (2026-12-03 08:16-08:38, idle 2-core
-machine, nothing else running, 1 torch thread, seeds 0-2, every model trained in one process on the same settings):
-- returns -166, -192 and -147 (mean -168): -200 or better on each seed. TD3 at the same settings: -152, -189, -127;
-  TQC: -175, -157, -108. With the evaluation's start states seeded as they now are (``quickstart_cost.py --against
-  td3``, 08:45-08:55, the test suite running beside seeds 0-1): -118, -147, -167, and TD3 -121, -148, -171.
-  The Polyak coefficient ``tau=0.02`` did it (see :func:`quickstart_settings`): at TD3's 0.005 DSDPG scored -330,
-  -296, -270 and TD3 -340, -345, -348 (results/quickstart/).
-- time: 139, 147 and 153 s of training. **Not the one minute we aim for.** TQC took 100 s per run in the same process,
-  TD3 32 s; DSDPG is 1.46x TQC and 1.10x the defaults from before the ladder of docs/ablations.md (1.20x this
-  morning, 1.64x before the per-row critic noise was made cheap; fused Adam saves about 4% of an update). The
-  machine ran more than twice as slow as on 2026-12-02, when the pre-ladder defaults took 57 s (133 s here); scaled
-  by that, today's would take about 63 s.
+CPU core. Measured with ``examples/quickstart_cost.py --against td3 tqc`` (2026-12-03 10:34-10:50, idle 2-core
+machine, nothing else running, 1 torch thread, seeds 0-2, every model trained in one process on the same settings,
+the evaluation's start states seeded; results/quickstart/quickstart_cost_batch_variance.txt):
+- returns -113, -147 and -170 (mean -143): -200 or better on each seed. TD3 at the same settings: -121, -148, -171;
+  TQC: -112, -144, -165. The Polyak coefficient ``tau=0.02`` did it (see :func:`quickstart_settings`): at TD3's
+  0.005 DSDPG scored -330, -296, -270 and TD3 -340, -345, -348 (results/quickstart/).
+- time: 146, 146 and 154 s of training. **Not the one minute we aim for.** TQC took 107 s per run in the same
+  process, TD3 32 s; DSDPG is 1.39x TQC (1.46x on the morning of the same day; fused Adam, a two-pass batch
+  variance and a one-pass ReLU derivative save about 7% of an update, timed in one process).
+  On 2026-12-02 the machine ran more than twice as fast (the pre-ladder defaults took 57 s, 133 s a day later);
+  at 1.39x TQC the quickstart would take about 60 s there, an estimate, not a measurement.
 """
 
 import argparse
