@@ -11,7 +11,8 @@ the evaluation's start states seeded; results/quickstart/quickstart_cost_batch_v
   process, TD3 32 s; DSDPG is 1.39x TQC (1.46x on the morning of the same day; fused Adam, a two-pass batch
   variance and a one-pass ReLU derivative save about 7% of an update, timed in one process).
   On 2026-12-02 the machine ran more than twice as fast (the pre-ladder defaults took 57 s, 133 s a day later);
-  at 1.39x TQC the quickstart would take about 60 s there, an estimate, not a measurement.
+  at 1.39x TQC the quickstart would take about 60 s there, an estimate, not a measurement. Again at 11:55-12:10
+  (results/quickstart/quickstart_cost_2026-12-03_noon.txt): 139, 152 and 134 s, the same returns, TQC 97 s, 1.46x.
 """
 
 import argparse
