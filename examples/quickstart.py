@@ -8,7 +8,7 @@ the evaluation's start states seeded; results/quickstart/quickstart_cost_batch_v
   TQC: -112, -144, -165. The Polyak coefficient ``tau=0.02`` did it (see :func:`quickstart_settings`): at TD3's
   0.005 DSDPG scored -330, -296, -270 and TD3 -340, -345, -348 (results/quickstart/).
 - time: 146, 146 and 154 s of training. **Not the one minute we aim for.** TQC took 107 s per run in the same
-  process, TD3 32 s; DSDPG is 1.39x TQC (1.46x on the morning of the same day; fused Adam, a two-pass batch
+  process, TD3 32 s; DSDPG is 1.39x TQC (1.46x at 08:16 the same day; fused Adam, a two-pass batch
   variance and a one-pass ReLU derivative save about 7% of an update, timed in one process).
   On 2026-12-02 the machine ran more than twice as fast (the pre-ladder defaults took 57 s, 133 s a day later);
   at 1.39x TQC the quickstart would take about 60 s there, an estimate, not a measurement. Again at 11:55-12:10
