@@ -1,6 +1,6 @@
 """Milliseconds per gradient step of DSDPG against TD3 and TQC, measured in one process on the same shapes.
 
-Run ``python -m sb3_dsdpg.benchmarks.update_cost [--preset mujoco|quickstart] [--threads 2]``.
+Run ``python -m sb3_dsdpg.benchmarks.update_cost [--preset mujoco|quickstart] [--threads 2] [--floor]``.
 
 - ``mujoco`` (default): HalfCheetah-v5 and Humanoid-v5 shapes, batch 256, every algorithm at its constructor
   defaults (TD3: 400x300 ReLU; TQC: 256x256, 2 critics of 25 quantiles; DSDPG: 256x256 ReLU, cVAE 256x256 SiLU).
@@ -14,6 +14,11 @@ defaults (plus ``--dsdpg-kwargs``), and the same with the other estimator of the
 (``sobolev_directions=1``) when the first row uses the full gradient (``None``, the paper's estimator), the full
 gradient otherwise. The default, ``"auto"``, is one direction for ``|A| > 1``, so the first
 row of HalfCheetah, Ant, Walker2d and Humanoid is one direction and the second the full gradient.
+
+``--floor`` adds, for each algorithm, the number of top-level torch operations in an update (counted with
+``torch.profiler``: aten operations and autograd nodes not called by another aten operation) and its time at batch
+8, where the arithmetic is all but gone: what an update costs in dispatch alone, and so how fast it can get on this
+machine without fusing operations, whatever the batch.
 """
 
 import argparse
@@ -103,6 +108,37 @@ def measure(models: dict[str, OffPolicyAlgorithm], batch_size: int, steps: int, 
     return {name: statistics.median(values) for name, values in results.items()}
 
 
+FLOOR_BATCH = 8
+
+
+def count_operations(model: OffPolicyAlgorithm, batch_size: int, steps: int = 5) -> float:
+    """Top-level torch operations per gradient step (aten operations and autograd nodes outside another aten one)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model.train(1, batch_size)  # lazily built state (e.g. the world model's warm-up) stays out of the count
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        model.train(steps, batch_size)
+    n_ops = 0
+    for event in prof.events():
+        parent = event.cpu_parent
+        if event.name.startswith(("aten::", "autograd::")) and not (parent is not None and parent.name.startswith("aten::")):
+            n_ops += 1
+    return n_ops / steps
+
+
+def print_floor(models: dict[str, OffPolicyAlgorithm], ms: dict[str, float], steps: int, rounds: int) -> dict[str, float]:
+    """Operations per update and ms per update at batch 8 beside ``ms`` (the timed batch); returns the batch-8 ms."""
+    floor = measure(models, FLOOR_BATCH, steps, rounds)
+    print(f"  per-operation floor (batch {FLOOR_BATCH}, interleaved rounds as above):")
+    for name, model in models.items():
+        n_ops = count_operations(model, FLOOR_BATCH)
+        print(
+            f"  {name:20s} {n_ops:6.0f} ops/step {floor[name]:8.1f} ms/step at batch {FLOOR_BATCH}"
+            f" ({1000.0 * floor[name] / n_ops:5.1f} us/op, {floor[name] / ms[name]:.0%} of the timed batch's)"
+        )
+    return floor
+
+
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="mujoco", help="envs, batch size and network sizes")
@@ -111,6 +147,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--batch-size", type=int, default=None, help="default: the preset's")
     parser.add_argument("--steps", type=int, default=10, help="gradient steps per timed round")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--floor", action="store_true", help=f"also operations per update and ms at batch {FLOOR_BATCH}")
     parser.add_argument("--dsdpg-kwargs", type=json.loads, default={}, help='JSON, e.g. \'{"loss": "mmd"}\'')
     args = parser.parse_args(argv)
     preset = PRESETS[args.preset]
@@ -128,5 +165,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         for name, value in ms.items():
             ratios = f"   x{value / ms['TD3']:.2f} TD3   x{value / ms['TQC']:.2f} TQC" if name.startswith("DSDPG") else ""
             print(f"  {name:20s} {value:8.1f} ms/step{ratios}")
+        if args.floor:
+            floor = print_floor(models, ms, args.steps, args.rounds)
+            ms = {**ms, **{f"{name} batch {FLOOR_BATCH}": value for name, value in floor.items()}}
         results[env_id] = ms
     return results
