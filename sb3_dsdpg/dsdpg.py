@@ -401,9 +401,40 @@ class DSDPG(OffPolicyAlgorithm):
         def fail(message: str) -> None:
             raise ValueError(message)
 
+        def integer(name: str, value: Any, minimum: int, meaning: str) -> None:
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+                fail(f"{name} must be an int >= {minimum} ({meaning}), got {value!r}.")
+
+        def real(name: str, value: Any, low: float, high: float, meaning: str, low_open: bool = False) -> None:
+            ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+            if not (ok and (low < value if low_open else low <= value) and value <= high):
+                bounds = f"{'(' if low_open else '['}{low}, {high}]".replace("inf]", "inf)")
+                fail(f"{name} must be a number in {bounds} ({meaning}), got {value!r}.")
+
         batch_size = self.batch_size
         if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
             fail(f"batch_size must be a positive int (the minibatch size), got {batch_size!r}.")
+        integer("buffer_size", self.buffer_size, 1, "transitions the replay buffer holds")
+        real("learning_starts", self.learning_starts, 0, np.inf, "steps collected before the first update")
+        integer("gradient_steps", self.gradient_steps, -1, "updates per rollout; -1: as many as steps collected")
+        real("tau", self.tau, 0.0, 1.0, "the Polyak coefficient of the target networks; TD3's 0.005")
+        integer("n_samples", n_samples, 1, "return samples per critic")
+        integer("n_target_model_draws", n_target_model_draws, 1, "world-model draws per target, a divisor of n_samples")
+        integer("top_samples_to_drop_per_critic", self.top_samples_to_drop_per_critic, 0, "TQC's truncation")
+        integer("n_slice_candidates", self.n_slice_candidates, 0, "random starting directions of the max-sliced search")
+        integer("n_slice_steps", self.n_slice_steps, 0, "ascent steps of the max-sliced search")
+        integer("policy_delay", self.policy_delay, 1, "critic updates per actor update; TD3's 2")
+        integer("world_model_gradient_steps", self.world_model_gradient_steps, 0, "world-model updates per update")
+        real("huber_delta", self.huber_delta, 0.0, np.inf, "the Huber threshold of MAGE's loss", low_open=True)
+        real("mage_gradient_weight", self.mage_gradient_weight, 0.0, np.inf, "MAGE's gradient term weight; MAGE: 5")
+        for noise in getattr(self.action_noise, "noises", [self.action_noise]):
+            mean = getattr(noise, "_mu", None)
+            if mean is not None and np.shape(mean) != self.action_space.shape:
+                n = int(np.prod(self.action_space.shape))
+                fail(
+                    f"action_noise has shape {np.shape(mean)}, the action space {self.action_space.shape}: give it one "
+                    f"mean and sigma per action dimension, e.g. NormalActionNoise(np.zeros({n}), 0.1 * np.ones({n}))."
+                )
         if not (isinstance(self.gamma, int | float) and 0.0 <= self.gamma <= 1.0):
             fail(f"gamma must be a discount factor in [0, 1], got {self.gamma!r}.")
         weight = self.gradient_weight
@@ -458,14 +489,6 @@ class DSDPG(OffPolicyAlgorithm):
             fail(f"world_model_warmup_steps must be 'auto' (learning_starts) or an int >= 0, got {warmup!r}.")
         if self.critic_actions not in CRITIC_ACTIONS:
             fail(f"critic_actions must be one of {CRITIC_ACTIONS}, got {self.critic_actions!r}.")
-        for name in ("n_slice_candidates", "n_slice_steps"):
-            if getattr(self, name) < 0:
-                fail(f"{name} must be >= 0, got {getattr(self, name)}.")
-        if self.policy_delay < 1 or self.world_model_gradient_steps < 0:
-            fail(
-                "policy_delay must be >= 1 and world_model_gradient_steps >= 0, "
-                f"got {self.policy_delay}, {self.world_model_gradient_steps}."
-            )
         self.target_options  # noqa: B018 (TargetOptions checks the target's noise)
 
     def _setup_model(self) -> None:
@@ -854,7 +877,7 @@ class DSDPG(OffPolicyAlgorithm):
         if self.reward_scale == "auto":
             self.reward_scale = self._replay_reward_std()
             self.logger.record("train/reward_scale", self.reward_scale)
-        steps = self.learning_starts if self.world_model_warmup_steps == "auto" else self.world_model_warmup_steps
+        steps = int(self.learning_starts) if self.world_model_warmup_steps == "auto" else self.world_model_warmup_steps
         if self.world_model is None or steps == 0:
             return
         logs: defaultdict[str, list[float]] = defaultdict(list)

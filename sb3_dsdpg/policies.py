@@ -13,6 +13,7 @@ container (deterministic tanh actor from SB3's TD3) that the algorithm trains. T
 
 from typing import Any
 
+import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import BaseModel, BasePolicy
@@ -471,6 +472,9 @@ class DSDPGPolicy(BasePolicy):
         if net_arch is None:
             net_arch = [256, 256]
         actor_arch, critic_arch = get_actor_critic_arch(net_arch)
+        for name, arch in (("net_arch", actor_arch), ("net_arch", critic_arch), ("noise_net_arch", noise_net_arch or [])):
+            if any(isinstance(width, bool) or not isinstance(width, int | np.integer) or width < 1 for width in arch):
+                raise ValueError(f"{name} must list positive layer widths (ints >= 1), got {arch!r}.")
         self.net_arch = net_arch
         self.activation_fn = activation_fn
         self.share_features_extractor = share_features_extractor

@@ -256,6 +256,26 @@ def test_non_finite_loss_stops_training(kwargs, which):
         (dict(gamma=1.5), r"gamma must be a discount factor in \[0, 1\]"),
         (dict(gamma=-0.1), r"gamma must be a discount factor in \[0, 1\]"),
         (dict(policy_kwargs=dict(net_arch=[])), "critic_architecture='concat'"),
+        # Inputs a new user tries that TD3 takes silently or fails on deep inside (2026-12-03 probe).
+        (dict(tau=2.0), r"tau must be a number in \[0.0, 1.0\]"),
+        (dict(tau=-0.1), r"tau must be a number in \[0.0, 1.0\]"),
+        (dict(buffer_size=0), "buffer_size must be an int >= 1"),
+        (dict(learning_starts=-5), r"learning_starts must be a number in \[0, inf\)"),
+        (dict(gradient_steps=1.5), "gradient_steps must be an int >= -1"),
+        (dict(n_samples="10"), "n_samples must be an int >= 1"),
+        (dict(n_samples=2.5), "n_samples must be an int >= 1"),
+        (dict(n_target_model_draws=0), "n_target_model_draws must be an int >= 1"),
+        (dict(top_samples_to_drop_per_critic=-1), "top_samples_to_drop_per_critic must be an int >= 0"),
+        (dict(n_slice_steps=1.5), "n_slice_steps must be an int >= 0"),
+        (dict(n_slice_candidates="a"), "n_slice_candidates must be an int >= 0"),
+        (dict(policy_delay=0.5), "policy_delay must be an int >= 1"),
+        (dict(world_model_gradient_steps=1.5), "world_model_gradient_steps must be an int >= 0"),
+        (dict(distributional=False, huber_delta=0.0), r"huber_delta must be a number in \(0.0, inf\)"),
+        (dict(distributional=False, mage_gradient_weight=-1.0), "mage_gradient_weight must be a number"),
+        (dict(action_noise=NormalActionNoise(np.zeros(3), np.ones(3))), r"action_noise has shape \(3,\), the action"),
+        (dict(policy_kwargs=dict(net_arch=[-1])), "net_arch must list positive layer widths"),
+        (dict(policy_kwargs=dict(net_arch=dict(pi=[8], qf=[8, 0]))), "net_arch must list positive layer widths"),
+        (dict(policy_kwargs=dict(noise_net_arch=[0])), "noise_net_arch must list positive layer widths"),
     ],
 )
 def test_inputs_that_used_to_fail_deep_inside_are_refused_at_construction(kwargs, message):
@@ -279,3 +299,10 @@ def test_loading_another_algorithms_zip_names_it(tmp_path, algo):
         DSDPG.load(tmp_path / "other.zip")
     with open(tmp_path / "other.zip", "rb") as stream, pytest.raises(ValueError, match="not by DSDPG"):
         DSDPG.load(stream)
+
+
+def test_a_float_learning_starts_works_as_in_td3():
+    """TD3 takes ``learning_starts=1e2``; so does DSDPG, whose world-model warm-up counts that many steps."""
+    model = _small(gym.make("Pendulum-v1"), learning_starts=40.0)
+    model.learn(60)
+    assert model.num_timesteps == 60 and model._n_updates > 0
