@@ -3,6 +3,7 @@
 import copy
 import json
 import zipfile
+from collections import defaultdict
 
 import pytest
 import torch as th
@@ -88,3 +89,41 @@ def test_users_optimizer_kwargs_win():
     assert group["foreach"] is True and not group["fused"] and group["eps"] == 1e-5
     sgd = DSDPG("MlpPolicy", "Pendulum-v1", **dict(SMALL, policy_kwargs=dict(optimizer_class=th.optim.SGD)))
     assert isinstance(sgd.critic.optimizer, th.optim.SGD)
+
+
+@pytest.mark.parametrize("architecture", ["factorized", "concat"])
+def test_actor_step_backpropagates_into_the_actor_only_with_the_full_backwards_gradient(architecture):
+    """
+    The actor's step runs its backward into the actor's parameters only: the gradient equals a full backward's to the
+    bit, and the critic gets no gradient from the actor's loss (TD3's full backward fills it, for nothing).
+    """
+    model = DSDPG("MlpPolicy", "Pendulum-v1", **{**SMALL, "policy_kwargs": {"critic_architecture": architecture}})
+    model.learn(48)
+    data = model._sample_batch(16)
+    model.critic.optimizer.zero_grad()
+    model.actor.optimizer.step = lambda: None  # keep the parameters, read the gradient
+    th.manual_seed(3)
+    model._actor_step(data, defaultdict(list))
+    assert all(param.grad is None for param in model.critic.parameters())
+    model.actor.optimizer.zero_grad()
+    th.manual_seed(3)
+    noise = model.critic.sample_noise(16, model.n_samples)
+    loss = -model.critic(data.observations, model.actor(data.observations), noise).mean()
+    loss.backward()  # the full backward, as TD3's
+    actor_grads = [param.grad for param in model.actor.parameters()]
+    assert all(grad is not None and grad.abs().sum() > 0 for grad in actor_grads)
+    assert any(param.grad is not None for param in model.critic.parameters())
+    model.actor.optimizer.zero_grad()
+    th.manual_seed(3)
+    model._actor_step(data, defaultdict(list))
+    assert all(th.equal(param.grad, grad) for param, grad in zip(model.actor.parameters(), actor_grads, strict=True))
+
+
+def test_a_frozen_actor_is_left_alone_by_the_actor_step():
+    model = DSDPG("MlpPolicy", "Pendulum-v1", **SMALL)
+    model.learn(40)
+    for param in model.actor.parameters():
+        param.requires_grad_(False)
+    before = [param.clone() for param in model.actor.parameters()]
+    model._actor_step(model._sample_batch(16), defaultdict(list))
+    assert all(th.equal(a, b) for a, b in zip(before, model.actor.parameters(), strict=True))
