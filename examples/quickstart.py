@@ -13,6 +13,8 @@ the evaluation's start states seeded; results/quickstart/quickstart_cost_batch_v
   On 2026-12-02 the machine ran more than twice as fast (the pre-ladder defaults took 57 s, 133 s a day later);
   at 1.39x TQC the quickstart would take about 60 s there, an estimate, not a measurement. Again at 11:55-12:10
   (results/quickstart/quickstart_cost_2026-12-03_noon.txt): 139, 152 and 134 s, the same returns, TQC 97 s, 1.46x.
+  And at 17:08-17:21, the actor's backward now into the actor only (results/quickstart/
+  quickstart_cost_2026-12-03_evening.txt): 128, 144 and 128 s, the same returns to 0.1, TQC 92 s, 1.46x.
   Why not a minute: an update is 1,790 torch operations at about 10 us each on this machine (TD3 396, TQC 769), so
   5,000 updates cost 83 s before any arithmetic (``python -m sb3_dsdpg.benchmarks.update_cost --preset quickstart
   --floor``; docs/benchmarks.md).
