@@ -407,7 +407,7 @@ class DSDPG(OffPolicyAlgorithm):
 
         def real(name: str, value: Any, low: float, high: float, meaning: str, low_open: bool = False) -> None:
             ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
-            if not (ok and (low < value if low_open else low <= value) and value <= high):
+            if not (ok and np.isfinite(value) and (low < value if low_open else low <= value) and value <= high):
                 bounds = f"{'(' if low_open else '['}{low}, {high}]".replace("inf]", "inf)")
                 fail(f"{name} must be a number in {bounds} ({meaning}), got {value!r}.")
 

@@ -272,6 +272,8 @@ def test_non_finite_loss_stops_training(kwargs, which):
         (dict(world_model_gradient_steps=1.5), "world_model_gradient_steps must be an int >= 0"),
         (dict(distributional=False, huber_delta=0.0), r"huber_delta must be a number in \(0.0, inf\)"),
         (dict(distributional=False, mage_gradient_weight=-1.0), "mage_gradient_weight must be a number"),
+        (dict(distributional=False, mage_gradient_weight=float("inf")), r"mage_gradient_weight must be .*\[0.0, inf\)"),
+        (dict(learning_starts=float("nan")), "learning_starts must be a number"),
         (dict(action_noise=NormalActionNoise(np.zeros(3), np.ones(3))), r"action_noise has shape \(3,\), the action"),
         (dict(policy_kwargs=dict(net_arch=[-1])), "net_arch must list positive layer widths"),
         (dict(policy_kwargs=dict(net_arch=dict(pi=[8], qf=[8, 0]))), "net_arch must list positive layer widths"),
