@@ -11,10 +11,10 @@ the evaluation's start states seeded; results/quickstart/quickstart_cost_batch_v
   process, TD3 32 s; DSDPG is 1.39x TQC (1.46x at 08:16 the same day; fused Adam, a two-pass batch
   variance and a one-pass ReLU derivative save about 7% of an update, timed in one process).
   On 2026-12-02 the machine ran more than twice as fast (the pre-ladder defaults took 57 s, 133 s a day later);
-  at 1.39x TQC the quickstart would take about 60 s there, an estimate, not a measurement. Again at 11:55-12:10
-  (results/quickstart/quickstart_cost_2026-12-03_noon.txt): 139, 152 and 134 s, the same returns, TQC 97 s, 1.46x.
-  And at 17:08-17:21, the actor's backward now into the actor only (results/quickstart/
-  quickstart_cost_2026-12-03_evening.txt): 128, 144 and 128 s, the same returns to 0.1, TQC 92 s, 1.46x.
+  at 1.39x TQC the quickstart would take about 60 s there, an estimate, not a measurement. Measured four times on
+  2026-12-03 (10:34, 11:55, 17:08 and 18:01; results/quickstart/quickstart_cost_*2026-12-03*.txt and
+  quickstart_cost_batch_variance.txt): 133-149 s per run, TQC 92-111 s and TD3 25-32 s beside it, 1.32-1.46x TQC,
+  the same returns to 0.1 each time (docs/benchmarks.md, "The quickstart through the day").
   Why not a minute: an update is 1,790 torch operations at about 10 us each on this machine (TD3 396, TQC 769), so
   5,000 updates cost 83 s before any arithmetic (``python -m sb3_dsdpg.benchmarks.update_cost --preset quickstart
   --floor``; docs/benchmarks.md).
