@@ -401,8 +401,12 @@ class DSDPG(OffPolicyAlgorithm):
         def fail(message: str) -> None:
             raise ValueError(message)
 
+        def is_int(value: Any, minimum: int) -> bool:
+            """An int (not a bool) of at least ``minimum``."""
+            return not isinstance(value, bool) and isinstance(value, int | np.integer) and value >= minimum
+
         def integer(name: str, value: Any, minimum: int, meaning: str) -> None:
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+            if not is_int(value, minimum):
                 fail(f"{name} must be an int >= {minimum} ({meaning}), got {value!r}.")
 
         def real(name: str, value: Any, low: float, high: float, meaning: str, low_open: bool = False) -> None:
@@ -412,7 +416,7 @@ class DSDPG(OffPolicyAlgorithm):
                 fail(f"{name} must be a number in {bounds} ({meaning}), got {value!r}.")
 
         batch_size = self.batch_size
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
+        if not is_int(batch_size, 1):
             fail(f"batch_size must be a positive int (the minibatch size), got {batch_size!r}.")
         integer("buffer_size", self.buffer_size, 1, "transitions the replay buffer holds")
         real("learning_starts", self.learning_starts, 0, np.inf, "steps collected before the first update")
@@ -472,7 +476,7 @@ class DSDPG(OffPolicyAlgorithm):
                 f"got {self.top_samples_to_drop_per_critic}."
             )
         k = self.sobolev_directions
-        if k != "auto" and k is not None and (isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1):
+        if k != "auto" and k is not None and not is_int(k, 1):
             fail(
                 "sobolev_directions must be 'auto', None (the full gradient) or a positive int k (k random directional "
                 f"derivatives per batch row), got {k!r}."
@@ -485,7 +489,7 @@ class DSDPG(OffPolicyAlgorithm):
         if not isinstance(self.normalize_samples, bool):
             fail(f"normalize_samples must be True or False, got {self.normalize_samples!r}.")
         warmup = self.world_model_warmup_steps
-        if warmup != "auto" and (isinstance(warmup, bool) or not isinstance(warmup, int | np.integer) or warmup < 0):
+        if warmup != "auto" and not is_int(warmup, 0):
             fail(f"world_model_warmup_steps must be 'auto' (learning_starts) or an int >= 0, got {warmup!r}.")
         if self.critic_actions not in CRITIC_ACTIONS:
             fail(f"critic_actions must be one of {CRITIC_ACTIONS}, got {self.critic_actions!r}.")

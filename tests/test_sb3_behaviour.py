@@ -307,8 +307,10 @@ def test_a_float_learning_starts_works_as_in_td3():
     """TD3 takes ``learning_starts=1e2``; so does DSDPG, whose world-model warm-up counts that many steps."""
     model = _small(gym.make("Pendulum-v1"), learning_starts=40.0)
     steps = model._world_model_step
-    where: list[str] = []
-    model._world_model_step = lambda data, logs, n_steps=None, at="": where.append(at) or steps(data, logs, n_steps, at)
+    calls: list[str] = []
+    model._world_model_step = lambda data, logs, n_steps=None, where="": (
+        calls.append(where) or steps(data, logs, n_steps, where)
+    )
     model.learn(60)
     assert model.num_timesteps == 60 and model._n_updates > 0
-    assert sum(at.startswith("world-model warm-up") for at in where) == 40
+    assert sum(where.startswith("world-model warm-up") for where in calls) == 40
