@@ -211,6 +211,8 @@ class _ProjectedMMD:
         self.diff = self._work("diff", self.n_shifts, n_points, batch)
         self.flat = self.diff.view(self.n_shifts * n_points, batch)  # (S * P, B): the pair differences
         self.total = self._work("total", *self.flat.shape)
+        if kernel == "multiquadric":
+            self.inverse = self._work("inverse", *self.flat.shape)
         if kernel == "gaussian":
             self.square, self.term, self.slope = (self._work(name, *self.flat.shape) for name in ("square", "term", "slope"))
         # For one direction at a time: its projections twice over, and the products of points and direction.
@@ -257,11 +259,14 @@ class _ProjectedMMD:
         for c in range(n_dirs):
             th.sub(windows[c], proj[c, : self.n_points], out=self.diff)
             if self.kernel == "multiquadric":
-                # Without the derivative in place (one buffer in cache instead of two).
-                root = th.addcmul(self.one, flat, flat, out=flat if coef is None else self.total).sqrt_()
-                th.addmv(self.bias, root.t(), self.weight, out=value[c])
+                # sqrt(1 + d^2) as (1 + d^2) * rsqrt(1 + d^2), and the slope d / sqrt(1 + d^2) as d * rsqrt(1 + d^2):
+                # torch's CPU sqrt costs twice its rsqrt (AVX-512 build, torch 2.13), and a product less than a
+                # division. Within 2 float32 ulp of the square root. Without the derivative in place.
+                square = th.addcmul(self.one, flat, flat, out=flat if coef is None else self.total)
+                inverse = th.rsqrt(square, out=self.inverse)
                 if coef is not None:
-                    th.mm(self.coef_matrix, flat.div_(root), out=coef[c])
+                    th.mm(self.coef_matrix, flat.mul_(inverse), out=coef[c])
+                th.addmv(self.bias, square.mul_(inverse).t(), self.weight, out=value[c])
                 continue
             # Gaussian mixture: k = mean over h of exp(-d^2 / (2 h^2)), slope -d mean(exp(-d^2 / (2 h^2)) / h^2).
             th.mul(flat, flat, out=self.square)
