@@ -260,13 +260,13 @@ class _ProjectedMMD:
             th.sub(windows[c], proj[c, : self.n_points], out=self.diff)
             if self.kernel == "multiquadric":
                 # sqrt(1 + d^2) as (1 + d^2) * rsqrt(1 + d^2), and the slope d / sqrt(1 + d^2) as d * rsqrt(1 + d^2):
-                # torch's CPU sqrt costs twice its rsqrt (AVX-512 build, torch 2.13), and a product less than a
+                # torch's CPU sqrt cost twice its rsqrt on an AVX-512 machine (torch 2.13), and a product less than a
                 # division. Within 2 float32 ulp of the square root. Without the derivative in place.
-                square = th.addcmul(self.one, flat, flat, out=flat if coef is None else self.total)
-                inverse = th.rsqrt(square, out=self.inverse)
+                radicand = th.addcmul(self.one, flat, flat, out=flat if coef is None else self.total)
+                inverse = th.rsqrt(radicand, out=self.inverse)
                 if coef is not None:
                     th.mm(self.coef_matrix, flat.mul_(inverse), out=coef[c])
-                th.addmv(self.bias, square.mul_(inverse).t(), self.weight, out=value[c])
+                th.addmv(self.bias, radicand.mul_(inverse).t(), self.weight, out=value[c])
                 continue
             # Gaussian mixture: k = mean over h of exp(-d^2 / (2 h^2)), slope -d mean(exp(-d^2 / (2 h^2)) / h^2).
             th.mul(flat, flat, out=self.square)
