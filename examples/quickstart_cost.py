@@ -31,6 +31,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from torch import nn
 
 from sb3_dsdpg import DSDPG
+from sb3_dsdpg.tools.machine import cpu_description
 
 SHARED = ("learning_rate", "gamma", "batch_size", "learning_starts", "tau", "action_noise", "policy_kwargs")
 
@@ -91,7 +92,7 @@ def main() -> None:
         row = "; ".join(f"{name} {results[name][-1][0]:.0f} s, {results[name][-1][1]:.1f}" for name in names)
         print(f"seed {seed}: {row}", flush=True)
     tau = quickstart_settings(1)["tau"] if args.tau is None else args.tau
-    print(f"\n1 torch thread, {args.timesteps} steps, seeds {args.seeds}, tau {tau}")
+    print(f"\n1 torch thread, {args.timesteps} steps, seeds {args.seeds}, tau {tau}; {cpu_description()}")
     for name in names:
         table = np.array(results[name])
         returns = ", ".join(f"{value:.0f}" for value in table[:, 1])

@@ -1,6 +1,10 @@
 """The update-cost benchmark runs end to end and prints every row it promises (no timing is asserted)."""
 
-from sb3_dsdpg.tools import update_cost
+import os
+
+import torch as th
+
+from sb3_dsdpg.tools import machine, update_cost
 
 
 def test_update_cost_prints_every_algorithm_and_ratio_and_the_floor(capsys):
@@ -11,8 +15,15 @@ def test_update_cost_prints_every_algorithm_and_ratio_and_the_floor(capsys):
     assert set(results["Pendulum-v1"]) == names | {f"{name} batch 8" for name in names}
     assert all(value > 0 for value in results["Pendulum-v1"].values())
     assert "batch 128" in out and "sobolev_directions=1" in out
+    assert machine.cpu_description() in out.splitlines()[1]  # the CPU, which moves the ratio to TQC
     assert out.count("TQC") >= 3  # its own row and the ratio of both DSDPG rows
     assert out.count("ops/step") == 4 and out.count("us/op") == 4  # --floor: one row per algorithm
+
+
+def test_cpu_description_names_the_model_the_kernels_and_the_cores():
+    described = machine.cpu_description()
+    assert described.startswith("CPU ") and "unknown" not in described
+    assert th.backends.cpu.get_cpu_capability() in described and f"{os.cpu_count()} cores" in described
 
 
 def test_dsdpg_policy_kwargs_merge_into_the_presets():

@@ -9,6 +9,7 @@ nothing from here (``tests/test_architecture.py`` checks it). This subpackage ow
 - :mod:`~sb3_dsdpg.tools.compare`: the comparison with TD3 and TQC (what a sweep is, running it, its report);
 - :mod:`~sb3_dsdpg.tools.diagnostics`: gradient diagnostics of a trained model;
 - :mod:`~sb3_dsdpg.tools.update_cost`: the cost of one gradient step against TD3 and TQC;
+- :mod:`~sb3_dsdpg.tools.machine`: the CPU a timing ran on, printed with every benchmark;
 - :mod:`~sb3_dsdpg.tools.extras`: which optional extra each tool needs, and the message when it is missing.
 
 The commands (``python -m sb3_dsdpg.train|enjoy|record_video|zoo|compare|diagnostics`` and

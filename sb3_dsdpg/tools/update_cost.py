@@ -13,7 +13,8 @@ algorithms alike); the median over rounds is reported with the ratios to TD3 and
 defaults (plus ``--dsdpg-kwargs``), and the same with the other estimator of the gradient part: one random direction
 (``sobolev_directions=1``) when the first row uses the full gradient (``None``, the paper's estimator), the full
 gradient otherwise. The default, ``"auto"``, is one direction for ``|A| > 1``, so the first
-row of HalfCheetah, Ant, Walker2d and Humanoid is one direction and the second the full gradient.
+row of HalfCheetah, Ant, Walker2d and Humanoid is one direction and the second the full gradient. The header names
+the CPU (:func:`sb3_dsdpg.tools.machine.cpu_description`): the ratio to TQC moves with it.
 
 ``--floor`` adds, for each algorithm, the number of top-level torch operations in an update (counted with
 ``torch.profiler``: aten operations and autograd nodes not called by another aten operation) and its time at batch
@@ -36,6 +37,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from sb3_dsdpg.dsdpg import DSDPG
 from sb3_dsdpg.tools.extras import needs
+from sb3_dsdpg.tools.machine import cpu_description
 
 with needs("baselines", "the update-cost benchmark"):
     from sb3_contrib import TQC
@@ -154,6 +156,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     batch_size = args.batch_size or preset["batch_size"]
     th.set_num_threads(args.threads)
     print(f"update cost, preset {args.preset}, batch {batch_size}, {args.threads} torch thread(s), torch {th.__version__}")
+    print(cpu_description())
     if args.dsdpg_kwargs:
         print(f"DSDPG overrides: {args.dsdpg_kwargs}")
     results = {}
