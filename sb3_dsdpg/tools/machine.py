@@ -1,7 +1,7 @@
 """What machine a timing ran on, for the benchmarks' printed output.
 
 The ratio of DSDPG's update to TQC's moves with the CPU (docs/benchmarks.md, 2026-12-04: 1.42-1.99x on one
-machine, 1.78-2.23x on the next day's, probably another CPU, with the same code), so every printed timing names
+machine, 1.61-2.23x on the next day's, probably another CPU, with the same code), so every printed timing names
 the CPU. No optional dependency: the quickstart's cost script uses it without the ``baselines`` extra.
 """
 
