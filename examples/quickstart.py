@@ -16,7 +16,8 @@ the evaluation's start states seeded; results/quickstart/quickstart_cost_batch_v
   quickstart_cost_batch_variance.txt): 133-149 s per run, TQC 92-111 s and TD3 25-32 s beside it, 1.32-1.46x TQC,
   the same returns to 0.1 each time (docs/benchmarks.md, "The quickstart through the day"). On 2026-12-04, 15:48-15:56,
   probably on another CPU (results/quickstart/quickstart_cost_2026-12-04.txt): 92, 77 and 89 s (mean 86), TQC 52 s,
-  TD3 16 s, 1.64x TQC, returns -118, -146, -168.
+  TD3 16 s, 1.64x TQC, returns -118, -146, -168; at 16:53 on the day's last code 82 s, TQC 50 s, 1.66x, returns -119,
+  -148, -170 (results/quickstart/quickstart_cost_2026-12-04_rsqrt.txt).
   Why not a minute: an update is 1,790 torch operations at about 10 us each on this machine (TD3 396, TQC 769), so
   5,000 updates cost 83 s before any arithmetic (``python -m sb3_dsdpg.benchmarks.update_cost --preset quickstart
   --floor``; docs/benchmarks.md). On 2026-12-04's machine an operation cost 4.5 us (1,701 of them, 7.7 ms an update at
