@@ -2,7 +2,7 @@
 
 These are the sample-set distances the critic is trained with (arXiv 2601.20071). Every function is batched
 over a leading batch dimension and contains no Python loop over samples or batch elements.
-It imports nothing from the rest of the package.
+It imports only :mod:`sb3_dsdpg.sliced_search` from the rest of the package (the compiled max-sliced search).
 
 Shapes: ``x`` is ``(B, N, D)`` (online samples), ``y`` is ``(B, M, D)`` (target samples); results are ``(B,)``.
 """
@@ -16,7 +16,10 @@ from collections.abc import Sequence
 import torch as th
 from torch.autograd.function import once_differentiable
 
+from sb3_dsdpg import sliced_search
+
 KERNELS = ("multiquadric", "gaussian")
+SEARCH_BACKENDS = ("auto", "torch", "compiled")
 
 # Bandwidths of the Gaussian mixture kernel when none are given, after MMD-DQN's mixture of scales.
 DEFAULT_GAUSSIAN_BANDWIDTHS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0)
@@ -339,6 +342,7 @@ def max_sliced_mmd2(
     step_size: float = 0.5,
     return_direction: bool = False,
     generator: th.Generator | None = None,
+    backend: str = "auto",
 ) -> th.Tensor | tuple[th.Tensor, th.Tensor]:
     """
     Max-sliced MMD^2: the largest 1-D MMD^2 over unit directions ``theta`` of the projected samples.
@@ -360,21 +364,37 @@ def max_sliced_mmd2(
     :param step_size: length of a step along the normalised tangent gradient (radians, roughly)
     :param return_direction: also return the directions ``(B, D)``
     :param generator: torch generator for the random candidates
+    :param backend: ``"auto"`` (default): the compiled search of :mod:`sb3_dsdpg.sliced_search` where it runs (numba
+        installed, multiquadric kernel, CPU, float32/64), else torch operations; ``"torch"`` or ``"compiled"`` to
+        choose. Both run the same search and agree to float round-off.
     :return: ``(B,)``, and the directions if asked
     """
     hs = check_kernel(kernel, bandwidth)
     x, y = _as_sets(x, y, "max_sliced_mmd2")
+    if backend not in SEARCH_BACKENDS:
+        raise ValueError(f"backend must be one of {SEARCH_BACKENDS}, got {backend!r}.")
     batch, _, dim = x.shape
+    dtype = th.promote_types(x.dtype, y.dtype)
+    compiled = _compiled_search(backend, kernel, x, dtype)
     with th.no_grad():
-        mmd = _ProjectedMMD(x, y, kernel, hs)
-        candidates = th.zeros(batch, 1, dim, dtype=mmd.dtype, device=x.device)
+        candidates = th.zeros(batch, 1, dim, dtype=dtype, device=x.device)
         candidates[..., 0] = 1.0
         if dim > 1:
             # Beside the random starts: the difference of the means, the direction of a pure shift.
-            shift = (x.mean(1) - y.mean(1)).unsqueeze(1).to(mmd.dtype)
+            shift = (x.mean(1) - y.mean(1)).unsqueeze(1).to(dtype)
             rand = th.randn(batch, n_slice_candidates, dim, dtype=x.dtype, device=x.device, generator=generator)
-            extra = th.cat([shift, rand.to(mmd.dtype)], dim=1)
+            extra = th.cat([shift, rand.to(dtype)], dim=1)
             candidates = th.cat([candidates, extra / extra.norm(dim=-1, keepdim=True).clamp_min(1e-12)], dim=1)
+    if compiled:
+        with th.no_grad():
+            points = th.cat([x, y], dim=1).to(dtype).permute(1, 2, 0).mul(hs[0])  # (P, D, B), batch last, times h
+            best_theta, best_value, coef = sliced_search.search(
+                points, x.shape[1], candidates, n_slice_steps if dim > 1 else 0, step_size
+            )
+            coef, best_theta = coef.t() * hs[0], best_theta.t().contiguous()  # (B, P) in unscaled projections; (B, D)
+        return _sliced_result(x, y, best_value, coef, best_theta, return_direction)
+    with th.no_grad():
+        mmd = _ProjectedMMD(x, y, kernel, hs)
         # Values only for the candidates; the point coefficients only at the best of them.
         values, coef = mmd.evaluate(mmd.project(candidates), need_coef=candidates.shape[1] == 1)
         best_value, idx = values.max(dim=0)
@@ -395,9 +415,28 @@ def max_sliced_mmd2(
             coef = th.where(improved, trial_coef, coef)
             step = th.where(improved, step * 1.5, step * 0.5)
         coef, best_theta = coef.t() * mmd.scale, best_theta.t().contiguous()  # (B, P): in unscaled projections; (B, D)
-    loss = _FixedDirectionMMD.apply(x, y, best_value, coef, best_theta)
+    return _sliced_result(x, y, best_value, coef, best_theta, return_direction)
+
+
+def _compiled_search(backend: str, kernel: str, x: th.Tensor, dtype: th.dtype) -> bool:
+    """Whether :func:`max_sliced_mmd2` runs the compiled search (``backend="auto"``: wherever it can)."""
+    can = sliced_search.available() and kernel == "multiquadric" and x.device.type == "cpu"
+    can = can and dtype in (th.float32, th.float64)
+    if backend == "compiled" and not can:
+        raise ValueError(
+            "backend='compiled' needs numba (pip install numba), the multiquadric kernel, CPU tensors and float32 or "
+            "float64 samples; use backend='auto' to fall back to the torch search."
+        )
+    return can and backend != "torch"
+
+
+def _sliced_result(
+    x: th.Tensor, y: th.Tensor, value: th.Tensor, coef: th.Tensor, theta: th.Tensor, return_direction: bool
+) -> th.Tensor | tuple[th.Tensor, th.Tensor]:
+    """The loss at the searched direction, differentiable in ``x`` and ``y``; and the direction if asked."""
+    loss = _FixedDirectionMMD.apply(x, y, value, coef, theta)
     if return_direction:
-        return loss, best_theta.clone()  # not the tensor saved for the backward
+        return loss, theta.clone()  # not the tensor saved for the backward
     return loss
 
 

@@ -28,7 +28,10 @@ PACKAGE = "sb3_dsdpg"
 ALGORITHM = frozenset(
     {
         PACKAGE,
-        *(f"{PACKAGE}.{name}" for name in ("dsdpg", "policies", "targets", "tangents", "losses", "updates", "world_models")),
+        *(
+            f"{PACKAGE}.{name}"
+            for name in ("dsdpg", "policies", "targets", "tangents", "losses", "sliced_search", "updates", "world_models")
+        ),
     }
 )
 ALGORITHM_PACKAGES = (f"{PACKAGE}.envs",)
@@ -42,6 +45,7 @@ ENTRY_POINTS = frozenset(
 ALGORITHM_THIRD_PARTY = {
     "torch": ("torch", None),
     "numpy": ("numpy", None),
+    "numba": ("numba", None),
     "gymnasium": ("gymnasium", None),
     "mujoco": ("gymnasium", "mujoco"),
     "stable_baselines3": ("stable-baselines3", None),

@@ -50,6 +50,9 @@ def _reproduced_candidates(x, y, n_slice_candidates, seed):
     return th.cat([axis, extra / extra.norm(dim=-1, keepdim=True)], dim=1)
 
 
+# The torch search, and the compiled one wherever it runs (the multiquadric cases; "auto" is torch for the Gaussian).
+BACKENDS = ["torch", "auto"]
+
 MS_CASES = [
     # (N, M, D, kernel, bandwidth): P even and odd, the smallest sets, one dimension, both kernels
     (10, 18, 7, "multiquadric", 3.0),
@@ -178,7 +181,8 @@ def test_slice_value_matches_pair_difference_reference(n, m, dim, kernel, bandwi
 
 
 @pytest.mark.parametrize(("n", "m", "dim", "kernel", "bandwidth"), MS_CASES)
-def test_max_sliced_without_steps_is_best_candidate(n, m, dim, kernel, bandwidth):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_max_sliced_without_steps_is_best_candidate(n, m, dim, kernel, bandwidth, backend):
     gen = th.Generator().manual_seed(7)
     x = th.randn(6, n, dim, generator=gen, dtype=th.float64) * th.linspace(0.5, 2.0, dim, dtype=th.float64)
     y = th.randn(6, m, dim, generator=gen, dtype=th.float64) + 0.3
@@ -191,6 +195,7 @@ def test_max_sliced_without_steps_is_best_candidate(n, m, dim, kernel, bandwidth
         n_slice_steps=0,
         return_direction=True,
         generator=th.Generator().manual_seed(11),
+        backend=backend,
     )
     candidates = _reproduced_candidates(x, y, 5, 11)[:, : 1 if dim == 1 else None]
     best, idx = _reference_slice_values(x, y, candidates, kernel, bandwidth).max(dim=1)
@@ -201,11 +206,14 @@ def test_max_sliced_without_steps_is_best_candidate(n, m, dim, kernel, bandwidth
 
 
 @pytest.mark.parametrize(("n", "m", "dim", "kernel", "bandwidth"), MS_CASES)
-def test_max_sliced_never_below_a_candidate(n, m, dim, kernel, bandwidth):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_max_sliced_never_below_a_candidate(n, m, dim, kernel, bandwidth, backend):
     gen = th.Generator().manual_seed(8)
     x = th.randn(16, n, dim, generator=gen, dtype=th.float64) * th.linspace(2.0, 0.5, dim, dtype=th.float64)
     y = th.randn(16, m, dim, generator=gen, dtype=th.float64) * 1.5
-    loss, theta = max_sliced_mmd2(x, y, kernel, bandwidth, return_direction=True, generator=th.Generator().manual_seed(12))
+    loss, theta = max_sliced_mmd2(
+        x, y, kernel, bandwidth, return_direction=True, generator=th.Generator().manual_seed(12), backend=backend
+    )
     candidates = _reproduced_candidates(x, y, 8, 12)[:, : 1 if dim == 1 else None]
     assert (loss.unsqueeze(1) >= _reference_slice_values(x, y, candidates, kernel, bandwidth) - 1e-12).all()
     # The returned value is the reference value at the returned unit direction.
@@ -215,11 +223,12 @@ def test_max_sliced_never_below_a_candidate(n, m, dim, kernel, bandwidth):
 
 
 @pytest.mark.parametrize(("n", "m", "dim", "kernel", "bandwidth"), [MS_CASES[1], MS_CASES[3], MS_CASES[4]])
-def test_max_sliced_gradient_matches_finite_differences(n, m, dim, kernel, bandwidth):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_max_sliced_gradient_matches_finite_differences(n, m, dim, kernel, bandwidth, backend):
     gen = th.Generator().manual_seed(9)
     x = th.randn(2, n, dim, generator=gen, dtype=th.float64, requires_grad=True)
     y = (th.randn(2, m, dim, generator=gen, dtype=th.float64) + 0.5).requires_grad_(True)
-    loss, theta = max_sliced_mmd2(x, y, kernel, bandwidth, return_direction=True, generator=gen)
+    loss, theta = max_sliced_mmd2(x, y, kernel, bandwidth, return_direction=True, generator=gen, backend=backend)
     scale = th.tensor([0.7, -1.3], dtype=th.float64)  # a different weight per batch element
     (loss * scale).sum().backward()
     at_theta = lambda xs, ys: (_reference_slice_values(xs, ys, theta.unsqueeze(1), kernel, bandwidth).squeeze(1) * scale).sum()
@@ -234,6 +243,38 @@ def test_max_sliced_gradient_matches_finite_differences(n, m, dim, kernel, bandw
             minus = (base - step, y0) if which == 0 else (x0, base - step)
             numeric.view(-1)[k] = (at_theta(*plus) - at_theta(*minus)) / (2 * eps)
         assert th.allclose(grad, numeric, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", [th.float32, th.float64])
+@pytest.mark.parametrize("dim", [1, 2, 7])
+def test_compiled_search_matches_torch_search(dim, dtype):
+    """Same starts, steps and acceptance: the same directions, values and gradients to float round-off."""
+    gen = th.Generator().manual_seed(13)
+    x = (th.randn(64, 10, dim, generator=gen, dtype=dtype) * 0.05).requires_grad_(True)
+    y = th.randn(64, 18, dim, generator=gen, dtype=dtype) * 0.05 + 0.01
+    results = []
+    for backend in ("torch", "compiled"):
+        loss, theta = max_sliced_mmd2(
+            x, y, "multiquadric", 100.0, return_direction=True, generator=th.Generator().manual_seed(3), backend=backend
+        )
+        results.append((loss.detach(), theta, th.autograd.grad(loss.sum(), x)[0]))
+    (loss_t, theta_t, grad_t), (loss_c, theta_c, grad_c) = results
+    rtol = 1e-4 if dtype == th.float32 else 1e-10
+    assert (loss_t - loss_c).abs().max() <= rtol * loss_t.abs().max()
+    assert (theta_t - theta_c).abs().max() <= rtol
+    assert (grad_t - grad_c).abs().max() <= rtol * grad_t.abs().max()
+    # Not a copy of one another's numbers: the compiled search sums in another order.
+    assert dtype == th.float64 or not th.equal(loss_t, loss_c)
+
+
+def test_search_backend_is_checked():
+    x = th.randn(2, 3, 2)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        max_sliced_mmd2(x, x + 1.0, backend="numba")
+    with pytest.raises(ValueError, match="backend='compiled' needs"):
+        max_sliced_mmd2(x, x + 1.0, "gaussian", 1.0, backend="compiled")
+    with pytest.raises(ValueError, match="backend='compiled' needs"):
+        max_sliced_mmd2(x.half(), x.half() + 1.0, backend="compiled")
 
 
 def test_bad_kernel_arguments_raise():
