@@ -7,6 +7,7 @@ actor step and Polyak updates. The critic variant (DSDPG, the MAGE and return-on
 Sobolev samples) is picked once, when the model is set up (:meth:`DSDPG._select_critic_variant`).
 """
 
+import functools
 import io
 import json
 import math
@@ -49,6 +50,14 @@ from sb3_dsdpg.updates import default_adam_kwargs, polyak_update
 from sb3_dsdpg.world_models import CVAEWorldModel, RealNVPWorldModel, WorldModel, batch_variance
 
 SelfDSDPG = TypeVar("SelfDSDPG", bound="DSDPG")
+
+
+@functools.lru_cache(maxsize=16)
+def _block_average(blocks: tuple[int, ...], dtype: th.dtype, device: th.device) -> th.Tensor:
+    """``(D, D)``: column ``j`` averages the coordinates in the block of coordinate ``j`` (``blocks``, one per coordinate)."""
+    ids = th.tensor(blocks, device=device)
+    same = (ids.unsqueeze(0) == ids.unsqueeze(1)).to(dtype)
+    return same / same.sum(0)
 
 
 def _saved_data(path: str | pathlib.Path | io.BufferedIOBase) -> dict[str, Any] | None:
@@ -388,6 +397,7 @@ class DSDPG(OffPolicyAlgorithm):
         self.normalize_samples = normalize_samples
         self.world_model_warmup_steps = world_model_warmup_steps
         self._sample_scale: th.Tensor | None = None
+        self._blocks: tuple[int, ...] | None = None  # of the joint coordinates (_coordinate_blocks), once known
         self.mage_gradient_weight = mage_gradient_weight
         self.huber_delta = huber_delta
         self.world_model = None
@@ -620,11 +630,10 @@ class DSDPG(OffPolicyAlgorithm):
         """
         flat = target.detach().reshape(-1, target.shape[-1])
         variance = batch_variance(flat)[1]
-        blocks = self._coordinate_blocks(flat.shape[-1])
-        n_blocks = int(blocks.max()) + 1
-        block_variance = variance.new_zeros(n_blocks).index_add_(0, blocks, variance)
-        block_variance = block_variance / th.bincount(blocks, minlength=n_blocks).to(variance.dtype)
-        scale = block_variance[blocks].sqrt().clamp_min(1e-8)
+        blocks = getattr(self, "_blocks", None)
+        if blocks is None or len(blocks) != flat.shape[-1]:
+            blocks = self._blocks = tuple(self._coordinate_blocks(flat.shape[-1]).tolist())
+        scale = (variance @ _block_average(blocks, variance.dtype, variance.device)).sqrt().clamp_min(1e-8)
         previous = self._sample_scale
         if previous is None or previous.shape != scale.shape:
             self._sample_scale = scale
@@ -1010,7 +1019,8 @@ class DSDPG(OffPolicyAlgorithm):
     def _excluded_save_params(self) -> list[str]:
         # bound methods, re-bound at load; the env's known reward, found again from the env
         variant = ["_critic_targets", "_online_samples", "_critic_objective", "_known_reward"]
-        return [*super()._excluded_save_params(), "actor", "critic", "actor_target", "critic_target", "world_model", *variant]
+        excluded = ["actor", "critic", "actor_target", "critic_target", "world_model", "_blocks", *variant]
+        return [*super()._excluded_save_params(), *excluded]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts = ["policy", "actor.optimizer", "critic.optimizer"]

@@ -375,7 +375,12 @@ def max_sliced_mmd2(
         raise ValueError(f"backend must be one of {SEARCH_BACKENDS}, got {backend!r}.")
     batch, _, dim = x.shape
     dtype = th.promote_types(x.dtype, y.dtype)
-    compiled = _compiled_search(backend, kernel, x, dtype)
+    if _compiled_search(backend, kernel, x, dtype):
+        rand = x.new_empty(batch, 0, dim)
+        if dim > 1:  # the random starts, drawn as the torch search draws them
+            rand = th.randn(batch, n_slice_candidates, dim, dtype=x.dtype, device=x.device, generator=generator)
+        best_theta, best_value, coef = sliced_search.search(x.to(dtype), y.to(dtype), rand, hs[0], n_slice_steps, step_size)
+        return _sliced_result(x, y, best_value, coef, best_theta, return_direction)
     with th.no_grad():
         candidates = th.zeros(batch, 1, dim, dtype=dtype, device=x.device)
         candidates[..., 0] = 1.0
@@ -385,14 +390,6 @@ def max_sliced_mmd2(
             rand = th.randn(batch, n_slice_candidates, dim, dtype=x.dtype, device=x.device, generator=generator)
             extra = th.cat([shift, rand.to(dtype)], dim=1)
             candidates = th.cat([candidates, extra / extra.norm(dim=-1, keepdim=True).clamp_min(1e-12)], dim=1)
-    if compiled:
-        with th.no_grad():
-            points = th.cat([x, y], dim=1).to(dtype).permute(1, 2, 0).mul(hs[0])  # (P, D, B), batch last, times h
-            best_theta, best_value, coef = sliced_search.search(
-                points, x.shape[1], candidates, n_slice_steps if dim > 1 else 0, step_size
-            )
-            coef, best_theta = coef.t() * hs[0], best_theta.t().contiguous()  # (B, P) in unscaled projections; (B, D)
-        return _sliced_result(x, y, best_value, coef, best_theta, return_direction)
     with th.no_grad():
         mmd = _ProjectedMMD(x, y, kernel, hs)
         # Values only for the candidates; the point coefficients only at the best of them.

@@ -13,8 +13,6 @@ projections, and :func:`available`, which says whether numba is installed. It im
 package; without numba, :mod:`sb3_dsdpg.losses` keeps its torch search.
 """
 
-import functools
-
 import numpy as np
 import torch as th
 
@@ -90,40 +88,104 @@ def _project(points, theta, proj):  # type: ignore[no-untyped-def]
                 row[b] += p[b] * t[b]
 
 
-def _search(points, candidates, pair_weight, bias, n_steps, step_size, theta, value, coef):  # type: ignore[no-untyped-def]
+def _starts(x, y, rand, candidates):  # type: ignore[no-untyped-def]
     """
-    The search of :func:`sb3_dsdpg.losses.max_sliced_mmd2` on the scaled points ``(P, D, B)`` from the starting
-    directions ``candidates`` ``(B, C, D)``: the best start, then ``n_steps`` projected gradient-ascent steps on the
-    sphere, each kept only if it improves, the step length growing by half after a gain and halving after a loss.
-    Writes the best direction ``theta`` ``(D, B)``, its ``value`` ``(B,)`` and the derivative ``coef`` ``(P, B)``.
+    The starting directions ``(C, D, B)`` of the search: the first axis, then (``D > 1``) the difference of the sets'
+    means and the random normal draws ``rand`` ``(B, C - 2, D)``, each divided by its norm (floored at 1e-12).
     """
-    n_points, dim, batch = points.shape
-    n_candidates = candidates.shape[1]
-    dtype = points.dtype
+    n_candidates, dim, batch = candidates.shape
+    tiny = candidates.dtype.type(1e-12)
+    for k in range(dim):
+        for b in range(batch):
+            candidates[0, k, b] = 1.0 if k == 0 else 0.0
+    if n_candidates == 1:
+        return
+    n, m = x.shape[1], y.shape[1]
+    for b in range(batch):
+        for k in range(dim):
+            mean_x, mean_y = x.dtype.type(0.0), y.dtype.type(0.0)
+            for i in range(n):
+                mean_x += x[b, i, k]
+            for i in range(m):
+                mean_y += y[b, i, k]
+            candidates[1, k, b] = mean_x / n - mean_y / m
+        for c in range(2, n_candidates):
+            for k in range(dim):
+                candidates[c, k, b] = rand[b, c - 2, k]
+        for c in range(1, n_candidates):
+            norm = candidates.dtype.type(0.0)
+            for k in range(dim):
+                norm += candidates[c, k, b] * candidates[c, k, b]
+            norm = max(np.sqrt(norm), tiny)
+            for k in range(dim):
+                candidates[c, k, b] /= norm
+
+
+def _search(x, y, rand, scale, n_steps, step_size, theta_out, value, coef_out):  # type: ignore[no-untyped-def]
+    """
+    The search of :func:`sb3_dsdpg.losses.max_sliced_mmd2` on ``x`` ``(B, N, D)`` and ``y`` ``(B, M, D)`` times
+    ``scale`` (the bandwidth: the kernel is then ``-sqrt(1 + d^2)``): the best of the starts of :func:`_starts`, then
+    ``n_steps`` projected gradient-ascent steps on the sphere, each kept only if it improves, the step length growing
+    by half after a gain and halving after a loss. Writes the best direction ``theta_out`` ``(B, D)``, its ``value``
+    ``(B,)`` and the value's derivative in the unscaled projections ``coef_out`` ``(B, P)``.
+    """
+    batch, n, dim = x.shape
+    m = y.shape[1]
+    n_points = n + m
+    dtype = value.dtype
+    # The pooled points, online first, times the scale, batch last: each pass below runs along the batch.
+    points = np.empty((n_points, dim, batch), dtype)
+    for b in range(batch):
+        for i in range(n):
+            for k in range(dim):
+                points[i, k, b] = x[b, i, k] * scale
+        for i in range(m):
+            for k in range(dim):
+                points[n + i, k, b] = y[b, i, k] * scale
+    w_x, w_y = 1.0 / n, -1.0 / m
+    pair_weight = np.empty((n_points, n_points), dtype)  # 2 w_i w_j times the kernel's sign
+    for i in range(n_points):
+        for j in range(n_points):
+            pair_weight[i, j] = -2.0 * (w_x if i < n else w_y) * (w_x if j < n else w_y)
+    bias = dtype.type(-(n * w_x * w_x + m * w_y * w_y))  # the diagonal's share, k(0) = -1
+    candidates = np.empty((rand.shape[1] + 2 if dim > 1 else 1, dim, batch), dtype)
+    _starts(x, y, rand, candidates)
+    n_candidates = candidates.shape[0]
     proj = np.empty((n_points, batch), dtype)
     slope = np.empty(batch, dtype)
     no_coef = np.empty((0, batch), dtype)
     trial_value = np.empty(batch, dtype)
-    direction = np.empty((dim, batch), dtype)
+    theta = np.empty((dim, batch), dtype)
+    coef = np.empty((n_points, batch), dtype)
     # The best start: values only, the first best kept on ties (as torch's max over the candidates).
     for c in range(n_candidates):
-        for k in range(dim):
-            for b in range(batch):
-                direction[k, b] = candidates[b, c, k]
-        _project(points, direction, proj)
+        _project(points, candidates[c], proj)
         _evaluate(proj, pair_weight, bias, trial_value, no_coef, slope)
         for b in range(batch):
             if c == 0 or trial_value[b] > value[b]:
                 value[b] = trial_value[b]
                 for k in range(dim):
-                    theta[k, b] = direction[k, b]
+                    theta[k, b] = candidates[c, k, b]
     _project(points, theta, proj)
     _evaluate(proj, pair_weight, bias, trial_value, coef, slope)
-    if dim == 1:
-        return
+    if dim > 1:
+        _ascend(points, pair_weight, bias, n_steps, step_size, theta, value, coef, proj, slope)
+    for b in range(batch):
+        for k in range(dim):
+            theta_out[b, k] = theta[k, b]
+        for i in range(n_points):
+            coef_out[b, i] = coef[i, b] * scale
+
+
+def _ascend(points, pair_weight, bias, n_steps, step_size, theta, value, coef, proj, slope):  # type: ignore[no-untyped-def]
+    """``n_steps`` ascent steps from ``theta`` ``(D, B)``, updating it, ``value`` and ``coef`` ``(P, B)`` in place."""
+    n_points, dim, batch = points.shape
+    dtype = value.dtype
     trial_coef = np.empty((n_points, batch), dtype)
+    trial_value = np.empty(batch, dtype)
     step = np.full(batch, step_size, dtype)
     grad = np.empty((dim, batch), dtype)
+    direction = np.empty((dim, batch), dtype)
     along = np.empty(batch, dtype)
     norm = np.empty(batch, dtype)
     tiny = dtype.type(1e-12)
@@ -175,37 +237,30 @@ def _search(points, candidates, pair_weight, bias, n_steps, step_size, theta, va
 if numba is not None:
     _evaluate = _jit(_evaluate)
     _project = _jit(_project)
+    _starts = _jit(_starts)
+    _ascend = _jit(_ascend)
     _search = _jit(_search)
 
 
-@functools.lru_cache(maxsize=64)
-def _pair_weights(n: int, m: int, dtype: str) -> tuple[np.ndarray, np.generic]:
-    """The weights ``-2 w_i w_j`` of the pairs and the diagonal's share ``-sum_i w_i^2`` (``w``: ``1/n``, ``-1/m``)."""
-    w = np.concatenate([np.full(n, 1.0 / n), np.full(m, -1.0 / m)])
-    pair_weight = (-2.0 * np.outer(w, w)).astype(dtype)  # k = -sqrt(1 + d^2)
-    pair_weight.flags.writeable = False
-    return pair_weight, np.dtype(dtype).type(-(w * w).sum())  # k(0) = -1 on the diagonal
-
-
 def search(
-    points: th.Tensor, n: int, candidates: th.Tensor, n_steps: int, step_size: float
+    x: th.Tensor, y: th.Tensor, rand: th.Tensor, scale: float, n_steps: int, step_size: float
 ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
     """
-    The max-sliced search of the multiquadric MMD^2, compiled.
+    The max-sliced search of the multiquadric MMD^2 ``-sqrt(1 + scale^2 d^2)``, compiled.
 
-    :param points: the pooled points, the ``n`` online ones first, times the bandwidth ``h`` and batch last
-        ``(P, D, B)`` (the kernel is then ``-sqrt(1 + d^2)`` on their projections; float32 or float64)
-    :param candidates: unit starting directions ``(B, C, D)``
+    :param x: online samples ``(B, N, D)``; ``y``: target samples ``(B, M, D)``, both float32 or both float64
+    :param rand: standard normal draws ``(B, C, D)`` for the random starting directions (used when ``D > 1``)
+    :param scale: the kernel's bandwidth ``h``
     :param n_steps: ascent steps; ``step_size``: their first length
-    :return: the best direction ``(D, B)``, its MMD^2 ``(B,)`` and that value's derivative in the scaled
-        projections ``(P, B)`` (new tensors, on the CPU)
+    :return: the best unit direction ``(B, D)``, its MMD^2 ``(B,)`` and that value's derivative in the projections of
+        the ``N + M`` points ``(B, N + M)`` (new tensors, on the CPU)
     """
     if numba is None:
         raise RuntimeError("The compiled max-sliced search needs numba: pip install numba.")
-    np_points = points.detach().contiguous().numpy()
-    np_candidates = candidates.detach().to(points.dtype).contiguous().numpy()
-    (n_points, dim, batch), dtype = np_points.shape, np_points.dtype
-    pair_weight, bias = _pair_weights(n, n_points - n, dtype.name)
-    theta, value, coef = np.empty((dim, batch), dtype), np.empty(batch, dtype), np.empty((n_points, batch), dtype)
-    _search(np_points, np_candidates, pair_weight, bias, int(n_steps), dtype.type(step_size), theta, value, coef)
+    np_x, np_y = x.detach().contiguous().numpy(), y.detach().contiguous().numpy()
+    np_rand = rand.detach().to(x.dtype).contiguous().numpy()
+    (batch, n, dim), dtype = np_x.shape, np_x.dtype
+    theta, value = np.empty((batch, dim), dtype), np.empty(batch, dtype)
+    coef = np.empty((batch, n + np_y.shape[1]), dtype)
+    _search(np_x, np_y, np_rand, dtype.type(scale), int(n_steps), dtype.type(step_size), theta, value, coef)
     return th.from_numpy(theta), th.from_numpy(value), th.from_numpy(coef)
