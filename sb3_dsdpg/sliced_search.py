@@ -32,7 +32,16 @@ def available() -> bool:
 
 
 def _jit(function):  # type: ignore[no-untyped-def]
-    return numba.njit(fastmath=_FLAGS, error_model="numpy", boundscheck=False, cache=True, nogil=True)(function)
+    """
+    The function compiled on its first call for the argument types it gets. The machine code is cached beside this
+    file (or in numba's per-user cache), so that only the first process after an install pays the compilation
+    (a few seconds); where no cache can be written, every process does.
+    """
+    options = dict(fastmath=_FLAGS, error_model="numpy", boundscheck=False, nogil=True)
+    try:
+        return numba.njit(cache=True, **options)(function)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        return numba.njit(cache=False, **options)(function)
 
 
 def _evaluate(proj, pair_weight, bias, value, coef, slope):  # type: ignore[no-untyped-def]
