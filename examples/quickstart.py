@@ -1,27 +1,21 @@
 """Quickstart: train DSDPG briefly on Pendulum-v1 and print a deterministic evaluation.
 
-Run: ``python examples/quickstart.py [--timesteps 6000] [--seed 0]``. Small networks keep it to a few minutes on one
-CPU core. Measured with ``examples/quickstart_cost.py --against td3 tqc`` (2026-12-03 10:34-10:50, idle 2-core
-machine, nothing else running, 1 torch thread, seeds 0-2, every model trained in one process on the same settings,
-the evaluation's start states seeded; results/quickstart/quickstart_cost_batch_variance.txt):
-- returns -113, -147 and -170 (mean -143): -200 or better on each seed. TD3 at the same settings: -121, -148, -171;
-  TQC: -112, -144, -165. The Polyak coefficient ``tau=0.02`` did it (see :func:`quickstart_settings`): at TD3's
-  0.005 DSDPG scored -330, -296, -270 and TD3 -340, -345, -348 (results/quickstart/).
-- time: 146, 146 and 154 s of training. **Not the one minute we aim for.** TQC took 107 s per run in the same
-  process, TD3 32 s; DSDPG is 1.39x TQC (1.46x at 08:16 the same day; fused Adam, a two-pass batch
-  variance and a one-pass ReLU derivative save about 7% of an update, timed in one process).
-  On 2026-12-02 the machine ran more than twice as fast (the pre-ladder defaults took 57 s, 133 s a day later);
-  at 1.39x TQC the quickstart would take about 60 s there, an estimate, not a measurement. Measured four times on
-  2026-12-03 (10:34, 11:55, 17:08 and 18:01; results/quickstart/quickstart_cost_*2026-12-03*.txt and
-  quickstart_cost_batch_variance.txt): 133-149 s per run, TQC 92-111 s and TD3 25-32 s beside it, 1.32-1.46x TQC,
-  the same returns to 0.1 each time (docs/benchmarks.md, "The quickstart through the day"). On 2026-12-04, 15:48-15:56,
-  probably on another CPU (results/quickstart/quickstart_cost_2026-12-04.txt): 92, 77 and 89 s (mean 86), TQC 52 s,
-  TD3 16 s, 1.64x TQC, returns -118, -146, -168; at 16:53 on the day's last code 82 s, TQC 50 s, 1.66x, returns -119,
-  -148, -170 (results/quickstart/quickstart_cost_2026-12-04_rsqrt.txt).
-  Why not a minute: an update is 1,790 torch operations at about 10 us each on this machine (TD3 396, TQC 769), so
-  5,000 updates cost 83 s before any arithmetic (``python -m sb3_dsdpg.benchmarks.update_cost --preset quickstart
-  --floor``; docs/benchmarks.md). On 2026-12-04's machine an operation cost 4.5 us (1,701 of them, 7.7 ms an update at
-  batch 8; 13.2 ms at the quickstart's 128, TQC 7.6; results/quickstart/update_floor_2026-12-04.txt).
+Run: ``python examples/quickstart.py [--timesteps 6000] [--seed 0]``. Small networks (64x64) and a faster target
+update (``tau=0.02``) keep it to about a minute on one CPU core. Measured with
+``examples/quickstart_cost.py --against td3 tqc`` (idle 2-core machine, nothing else running, 1 torch thread, seeds
+0-2, DSDPG, TD3 and TQC trained in one process on the same settings, the evaluation's start states seeded):
+- 2026-12-04 17:47-17:53 (AMD EPYC with AVX-512, code of d50a563, the max-sliced search compiled with numba;
+  results/quickstart/quickstart_cost_2026-12-04_compiled.txt): **56.7 s of training per run (59, 57, 54), returns
+  -118, -146, -168**. TQC 46.4 s (-112, -144, -165), TD3 12.2 s (-127, -147, -173): DSDPG is 1.22x TQC. At 17:35,
+  with the search compiled but its inputs pooled by torch: 59.9 s (58, 65, 57), 1.34x TQC, -119, -146, -169.
+- The first run after an install also compiles the search: about 4 s, once (numba caches it beside the module).
+- Before the compiled search: 82-86 s on the same machine (1.64-1.66x TQC, two runs that afternoon), and 133-149 s
+  on 2026-12-03's slower machine (1.32-1.46x TQC, four runs, TQC itself 92-111 s). Returns: -113, -147, -170 in
+  every run of 2026-12-03, -118 to -119, -146 to -148, -168 to -170 on 2026-12-04 (another CPU, and code changes
+  that are the same training up to float round-off, which a seeded run amplifies). The history and why an update
+  costs what it does: docs/benchmarks.md ("The quickstart through the day").
+- ``tau=0.02`` made the return (see :func:`quickstart_settings`): at TD3's 0.005 DSDPG scored -330, -296, -270 and
+  TD3 -340, -345, -348 (results/quickstart/).
 """
 
 import argparse
