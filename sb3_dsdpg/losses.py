@@ -390,7 +390,6 @@ def max_sliced_mmd2(
             rand = th.randn(batch, n_slice_candidates, dim, dtype=x.dtype, device=x.device, generator=generator)
             extra = th.cat([shift, rand.to(dtype)], dim=1)
             candidates = th.cat([candidates, extra / extra.norm(dim=-1, keepdim=True).clamp_min(1e-12)], dim=1)
-    with th.no_grad():
         mmd = _ProjectedMMD(x, y, kernel, hs)
         # Values only for the candidates; the point coefficients only at the best of them.
         values, coef = mmd.evaluate(mmd.project(candidates), need_coef=candidates.shape[1] == 1)

@@ -45,7 +45,7 @@ def _jit(function):  # type: ignore[no-untyped-def]
         return numba.njit(cache=False, **options)(function)
 
 
-def _evaluate(proj, pair_weight, bias, value, coef, slope):  # type: ignore[no-untyped-def]
+def _evaluate(proj, pair_weight, bias, value, coef):  # type: ignore[no-untyped-def]
     """
     1-D MMD^2 ``value`` ``(B,)`` of the projections ``proj`` ``(P, B)``, and if ``coef`` ``(P, B)`` has rows its
     derivative in each projection. Kernel ``-sqrt(1 + d^2)`` on the pair differences ``d = proj_j - proj_i``,
@@ -69,20 +69,17 @@ def _evaluate(proj, pair_weight, bias, value, coef, slope):  # type: ignore[no-u
                     d = row_j[b] - row_i[b]
                     value[b] += weight * np.sqrt(one + d * d)
                 continue
-            # Three loops of one store each: a loop that writes two arrays is not vectorised.
-            for b in range(batch):
-                d = row_j[b] - row_i[b]
-                slope[b] = one / np.sqrt(one + d * d)
-            for b in range(batch):
-                d = row_j[b] - row_i[b]
-                value[b] += weight * ((one + d * d) * slope[b])
-            for b in range(batch):
-                slope[b] *= weight * (row_j[b] - row_i[b])
+            # One pass per pair: value and both points' derivatives (with error_model="numpy" this loop vectorises,
+            # and ran a fifth faster than three passes of one store each).
             coef_i, coef_j = coef[i], coef[j]
             for b in range(batch):
-                coef_j[b] += slope[b]
-            for b in range(batch):
-                coef_i[b] -= slope[b]
+                d = row_j[b] - row_i[b]
+                radicand = one + d * d
+                inverse = one / np.sqrt(radicand)
+                value[b] += weight * (radicand * inverse)
+                slope = weight * d * inverse
+                coef_j[b] += slope
+                coef_i[b] -= slope
 
 
 def _project(points, theta, proj):  # type: ignore[no-untyped-def]
@@ -162,7 +159,6 @@ def _search(x, y, rand, scale, n_steps, step_size, theta_out, value, coef_out): 
     _starts(x, y, rand, candidates)
     n_candidates = candidates.shape[0]
     proj = np.empty((n_points, batch), dtype)
-    slope = np.empty(batch, dtype)
     no_coef = np.empty((0, batch), dtype)
     trial_value = np.empty(batch, dtype)
     theta = np.empty((dim, batch), dtype)
@@ -170,16 +166,16 @@ def _search(x, y, rand, scale, n_steps, step_size, theta_out, value, coef_out): 
     # The best start: values only, the first best kept on ties (as torch's max over the candidates).
     for c in range(n_candidates):
         _project(points, candidates[c], proj)
-        _evaluate(proj, pair_weight, bias, trial_value, no_coef, slope)
+        _evaluate(proj, pair_weight, bias, trial_value, no_coef)
         for b in range(batch):
             if c == 0 or trial_value[b] > value[b]:
                 value[b] = trial_value[b]
                 for k in range(dim):
                     theta[k, b] = candidates[c, k, b]
     _project(points, theta, proj)
-    _evaluate(proj, pair_weight, bias, trial_value, coef, slope)
+    _evaluate(proj, pair_weight, bias, trial_value, coef)
     if dim > 1:
-        _ascend(points, pair_weight, bias, n_steps, step_size, theta, value, coef, proj, slope)
+        _ascend(points, pair_weight, bias, n_steps, step_size, theta, value, coef, proj)
     for b in range(batch):
         for k in range(dim):
             theta_out[b, k] = theta[k, b]
@@ -187,7 +183,7 @@ def _search(x, y, rand, scale, n_steps, step_size, theta_out, value, coef_out): 
             coef_out[b, i] = coef[i, b] * scale
 
 
-def _ascend(points, pair_weight, bias, n_steps, step_size, theta, value, coef, proj, slope):  # type: ignore[no-untyped-def]
+def _ascend(points, pair_weight, bias, n_steps, step_size, theta, value, coef, proj):  # type: ignore[no-untyped-def]
     """``n_steps`` ascent steps from ``theta`` ``(D, B)``, updating it, ``value`` and ``coef`` ``(P, B)`` in place."""
     n_points, dim, batch = points.shape
     dtype = value.dtype
@@ -231,7 +227,7 @@ def _ascend(points, pair_weight, bias, n_steps, step_size, theta, value, coef, p
             for b in range(batch):
                 direction[k, b] /= along[b]
         _project(points, direction, proj)
-        _evaluate(proj, pair_weight, bias, trial_value, trial_coef, slope)
+        _evaluate(proj, pair_weight, bias, trial_value, trial_coef)
         for b in range(batch):
             if trial_value[b] > value[b]:
                 value[b] = trial_value[b]
