@@ -6,7 +6,7 @@ operations, each a pass over every pair difference of every batch element: about
 direction and some sixteen directions an update, so that on a CPU the search pays more for launching operations and
 for the round trips of its buffers through memory than for arithmetic. This module runs the same search (same
 starting directions, same ascent steps, same acceptance rule) as one numba function that evaluates each pair once,
-in registers, vectorised along the batch: 4.4-4.6x faster, forward and backward, at the defaults' 2-D samples
+in registers, vectorised along the batch: 4.5-5.2x faster, forward and backward, at the defaults' 2-D samples
 (docs/benchmarks.md).
 
 It owns :func:`search`, which returns the best direction, its value and the value's derivative in the points'
