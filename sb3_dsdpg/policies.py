@@ -555,8 +555,25 @@ class DSDPGPolicy(BasePolicy):
         return self.actor(observation)
 
     def set_training_mode(self, mode: bool) -> None:
-        self.actor.set_training_mode(mode)
-        self.critic.set_training_mode(mode)
+        """
+        Put the actor and the critic in training or evaluation mode (batch normalisation, dropout), as TD3's policy
+        does. ``nn.Module.train`` walks the module tree through ``nn.Module.__setattr__``, about 75 us a call at the
+        quickstart's sizes, and SB3 calls this three times per environment step and update. So the modules of the
+        actor and the critic are listed once (again when either is replaced) and their flags set directly: the same
+        flags. A module whose class overrides ``train`` gets its own ``train(mode)`` called instead.
+        """
+        key = (id(self.actor), id(self.critic))
+        cached = getattr(self, "_mode_modules", None)
+        if cached is None or cached[0] != key:
+            modules = list(dict.fromkeys([*self.actor.modules(), *self.critic.modules()]))
+            custom = [module for module in modules if type(module).train is not nn.Module.train]
+            plain = [module for module in modules if type(module).train is nn.Module.train]
+            cached = self._mode_modules = (key, plain, custom)
+        _, plain, custom = cached
+        for module in plain:
+            module.__dict__["training"] = mode
+        for module in custom:
+            module.train(mode)
         self.training = mode
 
 

@@ -3,6 +3,8 @@
 Written after the patterns of Stable-Baselines3's own test suite (test_save_load, test_her, test_dict_env, ...).
 """
 
+import copy
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -111,6 +113,37 @@ def test_train_and_eval_mode():
     assert not model.actor.training and not model.critic.training
     model.policy.set_training_mode(True)
     assert model.actor.training and model.critic.training
+    assert not model.actor_target.training and not model.critic_target.training
+
+
+def test_training_mode_reaches_every_module_and_custom_train_methods():
+    """The flags are set as nn.Module.train sets them, a replaced actor is seen, and an overridden train() is called."""
+    model = _small(policy_kwargs=dict(net_arch=[16], noise_net_arch=[8]))
+
+    def modules():
+        return [*model.policy.actor.modules(), *model.policy.critic.modules()]
+
+    for mode in (False, True, False):
+        model.policy.set_training_mode(mode)
+        assert all(module.training is mode for module in modules())
+        assert model.policy.training is mode
+
+    class Recorder(th.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def train(self, mode=True):
+            self.calls.append(mode)
+            return super().train(mode)
+
+    actor = copy.deepcopy(model.policy.actor)
+    actor.recorder = Recorder()
+    model.policy.actor = actor
+    model.policy.set_training_mode(True)
+    assert actor.recorder.calls == [True] and all(module.training for module in modules())
+    model.policy.set_training_mode(False)
+    assert actor.recorder.calls == [True, False] and not any(module.training for module in modules())
     assert not model.actor_target.training and not model.critic_target.training
 
 
