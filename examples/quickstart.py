@@ -5,11 +5,11 @@ update (``tau=0.02``) keep it to about a minute on one CPU core. Measured with
 ``examples/quickstart_cost.py --against td3 tqc`` (idle 2-core machine, nothing else running, 1 torch thread, seeds
 0-2, DSDPG, TD3 and TQC trained in one process on the same settings, the evaluation's start states seeded):
 - 2026-12-04 evening (AMD EPYC with AVX-512, the max-sliced search compiled with numba;
-  results/quickstart/quickstart_cost_2026-12-04_compiled.txt), four measurements: 59.9 s of training per run
-  (58, 65, 57; 17:35, fcf1f9d), 56.7 s (59, 57, 54; 17:47, d50a563), 58.8 s (66, 59, 52; 18:12, 6aec760) and
-  67.4 s (67, 74, 61; 18:37, the same training), **returns -118 to -119, -146 to -147, -168 to -169**. TQC 45-52 s
-  (-112, -144, -165), TD3 12-15 s (-127, -147, -173): DSDPG is 1.22-1.34x TQC. 7 of the 12 runs took at most 60 s:
-  about a minute, not reliably under it; the machine's speed decides the side.
+  results/quickstart/quickstart_cost_2026-12-04_compiled.txt), five measurements: 59.9 s of training per run
+  (58, 65, 57; 17:35, fcf1f9d), 56.7 s (59, 57, 54; 17:47, d50a563), 58.8 s (66, 59, 52; 18:12, 6aec760), 67.4 s
+  (67, 74, 61; 18:37, the same training) and 52.1 s (49, 56, 51; 18:54, c73a09a), **returns -118 to -119, -146 to
+  -147, -168 to -169**. TQC 39-52 s (-112, -144, -165), TD3 12-15 s (-127, -147, -173): DSDPG is 1.22-1.34x TQC.
+  10 of the 15 runs took at most 60 s: about a minute, not reliably under it; the machine's speed decides the side.
 - The first run after an install also compiles the search: about 4 s, once (numba caches it beside the module).
 - Before the compiled search: 82-86 s on the same machine (1.64-1.66x TQC, two runs that afternoon), and 133-149 s
   on 2026-12-03's slower machine (1.32-1.46x TQC, four runs, TQC itself 92-111 s). Returns: -113, -147, -170 in
