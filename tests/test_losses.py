@@ -274,6 +274,18 @@ def test_compiled_search_matches_torch_search(dim, dtype):
     assert dtype == th.float64 or not th.equal(loss_t, loss_c)
 
 
+@pytest.mark.parametrize("backend", ["torch", "compiled"])
+@pytest.mark.parametrize("dim", [1, 2])
+def test_non_finite_samples_give_a_non_finite_loss(dim, backend):
+    """A NaN or infinite sample makes its set's loss NaN (then DSDPG's finite-loss check stops training), others unharmed."""
+    gen = th.Generator().manual_seed(15)
+    x, y = th.randn(4, 10, dim, generator=gen), th.randn(4, 18, dim, generator=gen)
+    x[1, 3, 0], y[2, 0, -1] = float("nan"), float("inf")
+    loss = max_sliced_mmd2(x, y, generator=th.Generator().manual_seed(2), backend=backend)
+    assert not loss[1].isfinite() and not loss[2].isfinite()
+    assert loss[0].isfinite() and loss[3].isfinite()
+
+
 def test_search_backend_is_checked():
     x = th.randn(2, 3, 2)
     with pytest.raises(ValueError, match="backend must be one of"):
