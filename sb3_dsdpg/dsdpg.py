@@ -630,7 +630,7 @@ class DSDPG(OffPolicyAlgorithm):
         """
         flat = target.detach().reshape(-1, target.shape[-1])
         variance = batch_variance(flat)[1]
-        blocks = getattr(self, "_blocks", None)
+        blocks = self._blocks
         if blocks is None or len(blocks) != flat.shape[-1]:
             blocks = self._blocks = tuple(self._coordinate_blocks(flat.shape[-1]).tolist())
         scale = (variance @ _block_average(blocks, variance.dtype, variance.device)).sqrt().clamp_min(1e-8)

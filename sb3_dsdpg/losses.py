@@ -375,10 +375,11 @@ def max_sliced_mmd2(
         raise ValueError(f"backend must be one of {SEARCH_BACKENDS}, got {backend!r}.")
     batch, _, dim = x.shape
     dtype = th.promote_types(x.dtype, y.dtype)
+    # The random starting directions (none in 1-D), drawn once for either search.
+    rand = x.new_empty(batch, 0, dim)
+    if dim > 1:
+        rand = th.randn(batch, n_slice_candidates, dim, dtype=x.dtype, device=x.device, generator=generator)
     if _compiled_search(backend, kernel, x, dtype):
-        rand = x.new_empty(batch, 0, dim)
-        if dim > 1:  # the random starts, drawn as the torch search draws them
-            rand = th.randn(batch, n_slice_candidates, dim, dtype=x.dtype, device=x.device, generator=generator)
         best_theta, best_value, coef = sliced_search.search(x.to(dtype), y.to(dtype), rand, hs[0], n_slice_steps, step_size)
         return _sliced_result(x, y, best_value, coef, best_theta, return_direction)
     with th.no_grad():
@@ -387,7 +388,6 @@ def max_sliced_mmd2(
         if dim > 1:
             # Beside the random starts: the difference of the means, the direction of a pure shift.
             shift = (x.mean(1) - y.mean(1)).unsqueeze(1).to(dtype)
-            rand = th.randn(batch, n_slice_candidates, dim, dtype=x.dtype, device=x.device, generator=generator)
             extra = th.cat([shift, rand.to(dtype)], dim=1)
             candidates = th.cat([candidates, extra / extra.norm(dim=-1, keepdim=True).clamp_min(1e-12)], dim=1)
         mmd = _ProjectedMMD(x, y, kernel, hs)
