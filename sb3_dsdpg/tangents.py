@@ -6,7 +6,7 @@ derivatives along ``k`` given tangents per batch row, computed by carrying the t
 hand instead of with ``torch.func.vmap(jvp)``: a linear layer maps the primal ``x`` to ``W x + b`` and the tangents
 ``t`` ``(k, ...)`` to ``W t`` (all ``k`` in one matrix product), an activation maps them to ``f(x)`` and
 ``f'(x) t``. Inputs whose tangent is zero (the observation in the action-only target, the world model's noise)
-carry None and cost nothing.
+carry None and cost nothing. Two or more factorized target critics with per-row noise run as one stacked ensemble.
 
 Supported: the cVAE and RealNVP world models, SB3's TD3 actor and the factorized or concat generative critic, with
 a Box observation space and the FlattenExtractor (actor and critic read the flat observation as it is), and the
@@ -25,7 +25,13 @@ from torch import nn
 from torch.func import jvp, vmap
 from torch.nn import functional as F
 
-from sb3_dsdpg.policies import JACOBIAN_ACTIVATIONS, FactorizedSampleNet, GenerativeCritic, _activation_and_derivative
+from sb3_dsdpg.policies import (
+    JACOBIAN_ACTIVATIONS,
+    FactorizedSampleNet,
+    GenerativeCritic,
+    StackedFactorizedNets,
+    _activation_and_derivative,
+)
 from sb3_dsdpg.world_models import CVAEWorldModel, RealNVPWorldModel, WorldModel
 
 _ACTIVATION_TYPES = tuple(getattr(nn, name) for name in JACOBIAN_ACTIVATIONS)
@@ -156,13 +162,17 @@ def target_with_tangents(
         next_obs = next_obs.reshape(-1, next_obs.shape[-1])  # (B * M, S)
         d_next_obs = d_next_obs.reshape(d_next_obs.shape[0], *next_obs.shape)  # type: ignore[union-attr]
         next_actions, d_next_actions = _clamp(*_mlp(actor_target.mu, next_obs, d_next_obs), smoothing, -1.0, 1.0)
-        duals = [
-            _critic(net, (next_obs, d_next_obs), (next_actions, d_next_actions), xi[:, i])
-            for i, net in enumerate(critic_target.nets)
-        ]
-        z = th.stack([value for value, _ in duals], dim=1)  # (B * M, K, P)
-        d_z = th.stack([tangent for _, tangent in duals], dim=-1)  # (k, B * M, P, K)
-    return rewards, d_rewards.movedim(0, -1), z, d_z.permute(1, 3, 2, 0)  # type: ignore[union-attr]
+        stacked = critic_target.stacked_nets(xi)
+        if stacked is not None:
+            z, d_z = _stacked_critics(stacked, (next_obs, d_next_obs), (next_actions, d_next_actions), xi)
+        else:
+            duals = [
+                _critic(net, (next_obs, d_next_obs), (next_actions, d_next_actions), xi[:, i])
+                for i, net in enumerate(critic_target.nets)
+            ]
+            z = th.stack([value for value, _ in duals], dim=1)  # (B * M, K, P)
+            d_z = th.stack([tangent for _, tangent in duals], dim=-1).permute(1, 3, 2, 0)  # type: ignore[misc]
+    return rewards, d_rewards.movedim(0, -1), z, d_z  # type: ignore[union-attr]
 
 
 def on_real_outcome(
@@ -207,15 +217,20 @@ def _split_linear(layer: nn.Linear, parts: list[Dual]) -> Dual:
     of column blocks, the zero tangents skipped. The parts may cover the first input columns only, the rest being
     the caller's; the bias is added here.
     """
+    return _split_affine(layer.weight, layer.bias, parts)
+
+
+def _split_affine(weights: th.Tensor, bias: th.Tensor, parts: list[Dual]) -> Dual:
+    """:func:`_split_linear` with the weights ``(out, in)`` and bias ``(out,)`` given."""
     value, tangent, start = None, None, 0
     for primal, d_primal in parts:
-        weight = layer.weight[:, start : start + primal.shape[-1]]
+        weight = weights[:, start : start + primal.shape[-1]]
         start += primal.shape[-1]
-        value = F.linear(primal, weight, layer.bias) if value is None else _accumulate(value, F.linear(primal, weight))
+        value = F.linear(primal, weight, bias) if value is None else _accumulate(value, F.linear(primal, weight))
         if d_primal is not None:
             term = d_primal @ weight.T
             tangent = term if tangent is None else _accumulate(tangent, term)
-    assert value is not None and start <= layer.in_features
+    assert value is not None and start <= weights.shape[-1]
     return value, tangent
 
 
@@ -322,6 +337,32 @@ def _scale_shift(
 # ----------------------------------------------------------------------------------------------------------------------
 # Critics
 # ----------------------------------------------------------------------------------------------------------------------
+
+
+def _stacked_critics(
+    stacked: StackedFactorizedNets, features: Dual, actions: Dual, noise: th.Tensor
+) -> tuple[th.Tensor, th.Tensor]:
+    """
+    Every factorized critic's :func:`_critic` in one pass over the stacked weights: samples ``(R, K, P)`` and their
+    tangents ``(R, K, P, k)``; ``noise`` ``(R, K, P, d)``. Tangents are carried ``(K, k, R, H)``.
+    """
+    weight, bias = stacked.psi_layers[0]
+    n_critics, width = weight.shape[:2]
+    h, d_h = _split_affine(weight.reshape(n_critics * width, -1), bias.reshape(-1), [features, actions])
+    assert d_h is not None
+    rows, n_tangents = h.shape[0], d_h.shape[0]
+    h = h.reshape(rows, n_critics, width).transpose(0, 1)  # (K, R, H)
+    d_h = d_h.reshape(n_tangents, rows, n_critics, width).permute(2, 0, 1, 3)  # (K, k, R, H)
+    for i, (weight, bias) in enumerate(stacked.psi_layers):
+        if i > 0:
+            h = th.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+            d_h = th.bmm(d_h.reshape(n_critics, -1, d_h.shape[-1]), weight.transpose(1, 2))
+            d_h = d_h.reshape(n_critics, n_tangents, rows, weight.shape[1])
+        h, deriv = _activation_and_derivative(stacked.activation, h)
+        d_h = d_h.mul_(deriv.unsqueeze(1))  # fresh tangents: in place
+    out = stacked.dot_coefficients(th.cat([h.unsqueeze(2), d_h.transpose(1, 2)], dim=2), noise)  # (K, R, P, 1 + k)
+    out = out.transpose(0, 1)
+    return out[..., 0] + stacked.head_bias.unsqueeze(-1), out[..., 1:]
 
 
 def _critic(net: nn.Module, features: Dual, actions: Dual, noise: th.Tensor) -> Dual:

@@ -115,16 +115,22 @@ def test_tangents_match_vmap_jvp(env_id, architecture, world_model, n_directions
     assert not th.isfinite(g).logical_not().any()
 
 
+@pytest.mark.parametrize("stack_critics", [True, False])
 @pytest.mark.parametrize("architecture", ["factorized", "concat"])
-def test_tangents_with_per_row_critic_noise(architecture):
+def test_tangents_with_per_row_critic_noise(architecture, stack_critics):
+    """Per-row critic noise: the factorized critics run stacked (or, with ``stack_critics=False``, one by one)."""
     model, flat_obs, actions = _setup("HalfCheetah-v5", architecture, "cvae", share_noise=False)
     draws = _draws(model, flat_obs.shape[0])
     assert draws[2].shape[0] == flat_obs.shape[0] * model.n_target_model_draws
+    assert (model.critic_target.stacked_nets(draws[2]) is not None) == (architecture == "factorized")
     basis = th.randn(2, *actions.shape, generator=th.Generator().manual_seed(1), dtype=th.float64)
+    model.critic_target.stack_critics = False  # the reference evaluates the critics one by one
     with th.no_grad():
         y_ref, g_ref = _jvp_along(_reference_fn(model, flat_obs, *draws, wrt_obs=False), actions, basis)
+    model.critic_target.stack_critics = stack_critics
     y, g = _hand(model, flat_obs, actions, None, basis.transpose(0, 1), draws)
     assert (y - y_ref).abs().max() < 1e-10 and (g - g_ref).abs().max() < 1e-10
+    assert g_ref.abs().max() > 1e-3
 
 
 def test_clip_zeroes_tangents_where_active():
