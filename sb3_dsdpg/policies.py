@@ -58,6 +58,51 @@ def _activation_and_derivative(module: nn.Module, pre: th.Tensor) -> tuple[th.Te
     raise ValueError(f"Activation {type(module).__name__} is not supported by the factorized critic: {JACOBIAN_ACTIVATIONS}.")
 
 
+class _RowDot(th.autograd.Function):
+    """``x @ y^T`` for batches of small matrices; see :func:`row_dot`."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: th.Tensor, y: th.Tensor) -> th.Tensor:  # type: ignore[override]
+        return th.bmm(x, y.transpose(1, 2))
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[th.Tensor, th.Tensor], output: th.Tensor) -> None:
+        ctx.save_for_backward(*inputs)
+        ctx.save_for_forward(*inputs)
+
+    @staticmethod
+    def backward(ctx: Any, grad: th.Tensor) -> tuple[th.Tensor | None, th.Tensor | None]:  # type: ignore[override]
+        x, y = ctx.saved_tensors
+        grad_x = th.bmm(grad, y) if ctx.needs_input_grad[0] else None
+        grad_y = th.bmm(grad.transpose(1, 2), x) if ctx.needs_input_grad[1] else None
+        return grad_x, grad_y
+
+    @staticmethod
+    def jvp(ctx: Any, x_dot: th.Tensor | None, y_dot: th.Tensor | None) -> th.Tensor:  # type: ignore[override]
+        x, y = ctx.saved_tensors
+        out = None if x_dot is None else th.bmm(x_dot, y.transpose(1, 2))
+        if y_dot is not None:
+            term = th.bmm(x, y_dot.transpose(1, 2))
+            out = term if out is None else out + term
+        return out if out is not None else x.new_zeros(x.shape[0], x.shape[1], y.shape[1])
+
+
+def row_dot(x: th.Tensor, y: th.Tensor) -> th.Tensor:
+    """
+    ``x @ y^T`` ``(b, n, c)`` for ``x`` ``(b, n, r)`` and ``y`` ``(b, c, r)``: each batch row's samples dotted with its
+    own few vectors. The same numbers as ``th.bmm(x, y.transpose(1, 2))`` forward; the backward takes the input
+    gradients as ``g @ y`` and ``g^T @ x``, where autograd's own backward of the product takes ``x^T @ g`` for ``y``,
+    a batched product of ``(r, n) x (n, c)`` matrices that a CPU BLAS does up to six times slower at the critic's
+    shapes (``b = 256, n = 10, r = 64, c = 2``: 263 against 46 us). Differentiable twice, in forward mode and
+    under ``vmap``; other shapes (broadcast batches) go through ``th.matmul``.
+    """
+    if x.dim() != 3 or y.dim() != 3 or x.shape[0] != y.shape[0]:
+        return th.matmul(x, y.transpose(-1, -2))
+    return _RowDot.apply(x, y)  # type: ignore[no-any-return]
+
+
 JACOBIAN_ACTIVATIONS = ("SiLU", "Tanh", "Softplus", "ELU", "ReLU", "Sigmoid")
 
 
@@ -201,7 +246,7 @@ class FactorizedSampleNet(nn.Module):
         weight = self.head.weight.squeeze(0)
         mix = th.cat([(weight * (1.0 + last.bias)).unsqueeze(1), weight.unsqueeze(1) * last.weight], dim=1)  # (H, 1 + r)
         proj = rows @ mix  # (B, C, 1 + r)
-        return proj[..., 0].unsqueeze(1) + th.matmul(hidden, proj[..., 1:].transpose(1, 2))
+        return proj[..., 0].unsqueeze(1) + row_dot(hidden, proj[..., 1:])
 
 
 class StackedFactorizedNets(NamedTuple):
@@ -290,9 +335,7 @@ class StackedFactorizedNets(NamedTuple):
                 else th.baddbmm(layer[1].unsqueeze(1), hidden, layer[0].transpose(1, 2))
             )
         proj = th.bmm(rows.reshape(n_critics, batch * n_rows, -1), self.mix).reshape(n_critics * batch, n_rows, -1)
-        out = th.baddbmm(
-            proj[..., :1].transpose(1, 2), hidden.reshape(n_critics * batch, n, -1), proj[..., 1:].transpose(1, 2)
-        )
+        out = proj[..., 0].unsqueeze(1) + row_dot(hidden.reshape(n_critics * batch, n, -1), proj[..., 1:])
         return out.reshape(n_critics, batch, n, n_rows)
 
     def forward(

@@ -1,12 +1,14 @@
-"""The stacked evaluation of the critic ensemble (StackedFactorizedNets) against the critics evaluated one by one."""
+"""The critic ensemble's fast paths: the stacked evaluation (StackedFactorizedNets) against the critics one by one,
+and row_dot, the batched product with a backward of its own."""
 
 import pytest
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.torch_layers import FlattenExtractor
 from torch import nn
+from torch.func import jvp, vmap
 
-from sb3_dsdpg.policies import GenerativeCritic, StackedFactorizedNets
+from sb3_dsdpg.policies import GenerativeCritic, StackedFactorizedNets, row_dot
 
 OBS_DIM, ACTION_DIM, BATCH, N = 5, 3, 7, 4
 
@@ -93,3 +95,39 @@ def test_stacked_critics_train_the_critics_modules():
     optimizer.step()
     moved = [not th.equal(b, p) for b, p in zip(before, critic.parameters(), strict=True)]
     assert all(moved)
+
+
+def _row_dot_inputs():
+    gen = th.Generator().manual_seed(3)
+    x = th.randn(4, 5, 6, generator=gen, dtype=th.float64, requires_grad=True)
+    y = th.randn(4, 2, 7, generator=gen, dtype=th.float64)[..., 1:].requires_grad_(True)  # a strided slice, as used
+    return x, y
+
+
+def test_row_dot_values_and_first_and_second_derivatives():
+    x, y = _row_dot_inputs()
+    assert th.equal(row_dot(x, y), th.bmm(x, y.transpose(1, 2)))
+    assert th.autograd.gradcheck(row_dot, (x, y))
+    assert th.autograd.gradgradcheck(row_dot, (x, y))
+    # The gradient of one input only (the actor's backward needs y's): the same as autograd's bmm backward.
+    g = th.randn(4, 5, 2, dtype=th.float64)
+    (ours,) = th.autograd.grad(row_dot(x, y), y, g)
+    (reference,) = th.autograd.grad(th.bmm(x, y.transpose(1, 2)), y, g)
+    assert (ours - reference).abs().max() < 1e-14
+
+
+def test_row_dot_forward_mode_and_vmap():
+    x, y = _row_dot_inputs()
+    x, y = x.detach(), y.detach()
+    x_dot, y_dot = th.randn_like(x), th.randn_like(y)
+    value, tangent = jvp(row_dot, (x, y), (x_dot, y_dot))
+    assert th.equal(value, row_dot(x, y))
+    eps = 1e-6
+    finite = (row_dot(x + eps * x_dot, y + eps * y_dot) - row_dot(x - eps * x_dot, y - eps * y_dot)) / (2 * eps)
+    assert (tangent - finite).abs().max() < 1e-8 and tangent.abs().max() > 1e-2
+    _, x_only = jvp(lambda a: row_dot(a, y), (x,), (x_dot,))
+    assert (x_only - th.bmm(x_dot, y.transpose(1, 2))).abs().max() < 1e-14
+    stacked = vmap(row_dot)(th.stack([x, 2 * x]), th.stack([y, y]))
+    assert (stacked - th.stack([row_dot(x, y), 2 * row_dot(x, y)])).abs().max() < 1e-13
+    # Broadcast batches fall back to th.matmul.
+    assert th.equal(row_dot(x[:1], y), th.matmul(x[:1], y.transpose(1, 2)))
