@@ -51,18 +51,25 @@ class RunningNormalizer(nn.Module):
 
     @th.no_grad()
     def update(self, x: th.Tensor) -> None:
+        """
+        Merge the batch ``x`` ``(n, dim)``: with ``w = n / (count + n)`` and ``delta`` the batch mean minus the running
+        one, ``mean += w delta`` and ``var = (1 - w) var + w batch_var + w (1 - w) delta^2``, in place (Chan et al.'s
+        pairwise update, written with the weights as numbers: six tensor operations besides the batch's own).
+        """
         x = x.reshape(-1, self.mean.shape[0]).to(self.mean.dtype)
         n = x.shape[0]
         batch_mean, batch_var = batch_variance(x)
-        total = self.count + n
+        total = float(self.count) + n
+        weight = n / total
         delta = batch_mean - self.mean
-        self.mean += delta * n / total
-        self.var.copy_((self.var * self.count + batch_var * n + delta.pow(2) * self.count * n / total) / total)
-        self.count.copy_(total)
+        self.mean.add_(delta, alpha=weight)
+        self.var.mul_(1.0 - weight).add_(batch_var, alpha=weight).addcmul_(delta, delta, value=weight * (1.0 - weight))
+        self.count.fill_(total)
 
     @property
     def std(self) -> th.Tensor:
-        return self.var.clamp_min(0.0).sqrt().clamp_min(self.eps)
+        """``sqrt(var)``, at least ``eps``."""
+        return self.var.clamp_min(self.eps * self.eps).sqrt()
 
     def normalize(self, x: th.Tensor) -> th.Tensor:
         return (x - self.mean) / self.std

@@ -36,6 +36,15 @@ def test_running_normalizer_matches_batch_statistics():
         norm.update(chunk)
     assert th.allclose(norm.mean, data.mean(0), atol=1e-4)
     assert th.allclose(norm.var, data.var(0, unbiased=False), rtol=1e-4)
+    assert norm.count == 1000
+    # The first batch alone: its own statistics, exactly as batch_variance gives them.
+    first = RunningNormalizer(4)
+    first.update(data[:137])
+    mean, var = batch_variance(data[:137])
+    assert th.equal(first.mean, mean) and th.allclose(first.var, var, rtol=1e-6, atol=0)
+    # std is sqrt(var), floored at eps (a zero or slightly negative variance from round-off).
+    first.var.copy_(th.tensor([4.0, 0.0, -1e-9, 1e-12]))
+    assert th.allclose(first.std, th.tensor([2.0, 1e-4, 1e-4, 1e-4]), rtol=1e-6, atol=0)
 
 
 def test_batch_variance_closed_form_and_torch():
