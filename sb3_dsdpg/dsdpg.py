@@ -926,12 +926,13 @@ class DSDPG(OffPolicyAlgorithm):
         The backward runs into the actor's parameters only (``inputs=``): the critic's weight gradients and its noise
         branch, which TD3's ``backward()`` also computes and the next critic step discards, are skipped. The actor's
         gradient is the same to the bit; the actor's loss and backward cost about 30% less, a whole update a few
-        percent at most (docs/benchmarks.md).
+        percent at most (docs/benchmarks.md). The mean over each critic's samples is taken through the mean of the
+        noise features (:meth:`GenerativeCritic.mean_over_samples`), the same objective up to float round-off.
         """
         actor_noise = self.critic.sample_noise(data.actions.shape[0], self.n_samples)
         if not self.distributional:
             actor_noise = th.zeros_like(actor_noise)
-        actor_loss = -self.critic(data.observations, self.actor(data.observations), actor_noise).mean()
+        actor_loss = -self.critic.mean_over_samples(data.observations, self.actor(data.observations), actor_noise).mean()
         logs["actor_loss"].append(self._check_finite(actor_loss, "actor loss", f"update {self._n_updates}"))
         self.actor.optimizer.zero_grad()
         trainable = [param for param in self.actor.parameters() if param.requires_grad]

@@ -327,16 +327,34 @@ class StackedFactorizedNets(NamedTuple):
         """
         n_critics, batch, n_rows, _ = rows.shape
         n = noise.shape[2]
-        hidden = noise.transpose(0, 1).reshape(n_critics, batch * n, -1)
-        for layer in self.phi_body:
-            hidden = (
-                layer(hidden)
-                if isinstance(layer, nn.Module)
-                else th.baddbmm(layer[1].unsqueeze(1), hidden, layer[0].transpose(1, 2))
-            )
+        hidden = self.noise_features(noise)
         proj = th.bmm(rows.reshape(n_critics, batch * n_rows, -1), self.mix).reshape(n_critics * batch, n_rows, -1)
         out = proj[..., 0].unsqueeze(1) + row_dot(hidden.reshape(n_critics * batch, n, -1), proj[..., 1:])
         return out.reshape(n_critics, batch, n, n_rows)
+
+    def noise_features(self, noise: th.Tensor) -> th.Tensor:
+        """The input ``u`` of phi's last layer for each critic's draws: noise ``(B, K, N, k)`` to ``(K, B N, r)``."""
+        n_critics = self.mix.shape[0]
+        hidden = noise.transpose(0, 1).reshape(n_critics, -1, noise.shape[-1])
+        for layer in self.phi_body:
+            if isinstance(layer, nn.Module):
+                hidden = layer(hidden)
+            else:
+                hidden = th.baddbmm(layer[1].unsqueeze(1), hidden, layer[0].transpose(1, 2))
+        return hidden
+
+    def mean_over_samples(self, features: th.Tensor, actions: th.Tensor, noise: th.Tensor) -> th.Tensor:
+        """
+        Each critic's mean return over its ``N`` samples ``(B, K)``: ``z`` is affine in phi's last-layer input ``u``,
+        so the mean of ``z`` is ``z`` at the mean of ``u`` over the draws. The same number as averaging
+        :meth:`forward`'s samples up to float round-off, without the per-sample products.
+        """
+        psi, _ = self.psi(features, actions, False)  # (K, B, H)
+        n_critics, batch = psi.shape[:2]
+        mean_features = self.noise_features(noise).reshape(n_critics, batch, noise.shape[2], -1).mean(dim=2)  # (K, B, r)
+        proj = th.bmm(psi, self.mix)  # (K, B, 1 + r)
+        z = proj[..., 0] + (proj[..., 1:] * mean_features).sum(dim=-1) + self.head_bias.unsqueeze(-1)
+        return z.transpose(0, 1)
 
     def forward(
         self,
@@ -459,6 +477,17 @@ class GenerativeCritic(BaseModel):
         if self.architecture == "factorized":
             return th.stack([net(features, actions, noise[:, k])[0] for k, net in enumerate(self.nets)], dim=1)
         return th.stack([self._concat_forward(net, features, actions, noise[:, k]) for k, net in enumerate(self.nets)], dim=1)
+
+    def mean_over_samples(self, obs: PyTorchObs, actions: th.Tensor, noise: th.Tensor) -> th.Tensor:
+        """
+        Each critic's mean return over the ``N`` draws of ``noise`` ``(B, n_critics, N, k)``: ``(B, n_critics)``, the
+        mean over the last dimension of :meth:`forward`. The stacked factorized critics average the noise features
+        instead of the samples (:meth:`StackedFactorizedNets.mean_over_samples`), which the actor's objective uses.
+        """
+        stacked = self.stacked_nets(noise)
+        if stacked is not None:
+            return stacked.mean_over_samples(self._features(obs), actions, noise)
+        return self(obs, actions, noise).mean(dim=-1)
 
     @staticmethod
     def _concat_forward(net: nn.Module, features: th.Tensor, actions: th.Tensor, noise: th.Tensor) -> th.Tensor:

@@ -131,3 +131,23 @@ def test_row_dot_forward_mode_and_vmap():
     assert (stacked - th.stack([row_dot(x, y), 2 * row_dot(x, y)])).abs().max() < 1e-13
     # Broadcast batches fall back to th.matmul.
     assert th.equal(row_dot(x[:1], y), th.matmul(x[:1], y.transpose(1, 2)))
+
+
+@pytest.mark.parametrize("stack", [True, False])
+def test_mean_over_samples_is_the_mean_of_the_samples(stack):
+    """The actor's objective: each critic's mean over its draws, with the gradients of averaging forward()'s samples."""
+    critic = _critic(nn.SiLU, [16, 16], [32, 8])
+    critic.stack_critics = stack
+    obs, actions, noise, _ = _inputs()
+    actions.requires_grad_(True)
+    weights = th.linspace(0.5, 1.5, BATCH * 3, dtype=th.float64).reshape(BATCH, 3)
+    inputs = [actions, *critic.parameters()]
+    mean = critic.mean_over_samples(obs, actions, noise)
+    reference = critic(obs, actions, noise).mean(dim=-1)
+    assert mean.shape == reference.shape == (BATCH, 3)
+    assert (mean - reference).abs().max() < 1e-12
+    ours = th.autograd.grad((mean * weights).sum(), inputs)
+    expected = th.autograd.grad((reference * weights).sum(), inputs)
+    for x, y in zip(ours, expected, strict=True):
+        assert (x - y).abs().max() < 1e-12
+    assert ours[0].abs().max() > 1e-3
