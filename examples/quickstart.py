@@ -1,9 +1,15 @@
 """Quickstart: train DSDPG briefly on Pendulum-v1 and print a deterministic evaluation.
 
 Run: ``python examples/quickstart.py [--timesteps 6000] [--seed 0]``. Small networks (64x64) and a faster target
-update (``tau=0.02``) keep it to about a minute on one CPU core. Measured with
+update (``tau=0.02``) keep it under a minute on one CPU core. Measured with
 ``examples/quickstart_cost.py --against td3 tqc`` (idle 2-core machine, nothing else running, 1 torch thread, seeds
 0-2, DSDPG, TD3 and TQC trained in one process on the same settings, the evaluation's start states seeded):
+- 2026-12-04 night (the same machine, the critics stacked; results/quickstart/quickstart_cost_2026-12-04_stacked.txt),
+  three measurements of the code of c358e7b: **46.4 s of training per run (48, 45, 46; 20:48), 46.9 s (46, 48, 46;
+  21:02) and 46.0 s (51, 42, 46; 21:07), returns -119, -146, -170** each time. TQC 36-38 s (-112, -144, -165), TD3
+  11-12 s (-127, -147, -173): DSDPG is 1.23-1.27x TQC. The machine was fast: the evening's TQC times (39-52 s) would
+  put these at 48-66 s (an extrapolation by the ratio, not a measurement). With two of the four changes (bb9e556,
+  20:30): 55.1 s (56, 56, 54), 1.37x TQC.
 - 2026-12-04 evening (AMD EPYC with AVX-512, the max-sliced search compiled with numba;
   results/quickstart/quickstart_cost_2026-12-04_compiled.txt), five measurements: 59.9 s of training per run
   (58, 65, 57; 17:35, fcf1f9d), 56.7 s (59, 57, 54; 17:47, d50a563), 58.8 s (66, 59, 52; 18:12, 6aec760), 67.4 s
