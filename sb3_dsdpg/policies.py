@@ -394,6 +394,10 @@ class GenerativeCritic(BaseModel):
     :param share_features_extractor: whether the features extractor is the actor's
     :param share_noise: draw the ``N`` noise samples once per call and share them across the batch (each
         ``phi(xi)`` is computed once; the batch's samples are then correlated, each one's are not biased)
+
+    The attribute ``stack_critics`` (``True``) evaluates two or more factorized critics with per-row noise as one
+    stacked ensemble (:class:`StackedFactorizedNets`); ``False`` runs them one by one, the same numbers up to
+    float round-off.
     """
 
     features_extractor: BaseFeaturesExtractor
