@@ -103,6 +103,14 @@ def row_dot(x: th.Tensor, y: th.Tensor) -> th.Tensor:
     return _RowDot.apply(x, y)  # type: ignore[no-any-return]
 
 
+def _mix(head_weight: th.Tensor, last_weight: th.Tensor, last_bias: th.Tensor) -> th.Tensor:
+    """
+    ``[w * (1 + c), w * W]`` ``(..., H, 1 + r)``: the head's weights ``w`` ``(..., H)`` times ``1 + phi(xi) = 1 + W u + c``
+    split into its constant and its ``u`` part (phi's last layer: ``W`` ``(..., H, r)``, ``c`` ``(..., H)``).
+    """
+    return th.cat([(head_weight * (1.0 + last_bias)).unsqueeze(-1), head_weight.unsqueeze(-1) * last_weight], dim=-1)
+
+
 JACOBIAN_ACTIVATIONS = ("SiLU", "Tanh", "Softplus", "ELU", "ReLU", "Sigmoid")
 
 
@@ -209,7 +217,7 @@ class FactorizedSampleNet(nn.Module):
             ``dz/d(f, a)`` ``(B, N, F + A)``; with ``directions``: ``(B, N, k)``)
         """
         shared = noise.shape[0] == 1
-        if with_grad and wrt_features and directions is None and noise.shape[1] < features.shape[-1] + actions.shape[-1]:
+        if self.reverse_mode(noise.shape[1], with_grad, wrt_features, directions):
             # Fewer samples than inputs: reverse mode is the cheaper way to the same gradient.
             coef = self.coefficients(noise)
             psi, grad = self._psi_and_input_vjp(features, actions, coef)
@@ -225,6 +233,11 @@ class FactorizedSampleNet(nn.Module):
         rows = th.cat([psi.unsqueeze(1), jac], dim=1) if with_grad else psi.unsqueeze(1)  # type: ignore[list-item]
         out = self.dot_coefficients(rows, noise)  # (B, N, 1 + tangents)
         return out[..., 0] + self.head.bias, out[..., 1:] if with_grad else None
+
+    def reverse_mode(self, n_samples: int, with_grad: bool, wrt_features: bool, directions: th.Tensor | None) -> bool:
+        """Whether :meth:`forward` takes the gradient in ``(f, a)`` in reverse mode: fewer samples than inputs."""
+        n_inputs = self.psi_layers[0].in_features  # F + A
+        return with_grad and wrt_features and directions is None and n_samples < n_inputs
 
     def coefficients(self, noise: th.Tensor) -> th.Tensor:
         """The per-sample coefficients ``w * (1 + phi(xi))`` ``(B or 1, N, H)`` that ``psi`` is dotted with."""
@@ -243,8 +256,7 @@ class FactorizedSampleNet(nn.Module):
         hidden = noise
         for layer in body:
             hidden = layer(hidden)  # (B, N, r)
-        weight = self.head.weight.squeeze(0)
-        mix = th.cat([(weight * (1.0 + last.bias)).unsqueeze(1), weight.unsqueeze(1) * last.weight], dim=1)  # (H, 1 + r)
+        mix = _mix(self.head.weight.squeeze(0), last.weight, last.bias)  # (H, 1 + r)
         proj = rows @ mix  # (B, C, 1 + r)
         return proj[..., 0].unsqueeze(1) + row_dot(hidden, proj[..., 1:])
 
@@ -281,8 +293,7 @@ class StackedFactorizedNets(NamedTuple):
         ]
         last_weight, last_bias = stacked([net.phi[len(body)] for net in nets])  # (K, H, r), (K, H)
         head_weight, head_bias = stacked([net.head for net in nets])  # (K, 1, H), (K, 1)
-        weight = head_weight.squeeze(1)
-        mix = th.cat([(weight * (1.0 + last_bias)).unsqueeze(-1), weight.unsqueeze(-1) * last_weight], dim=-1)
+        mix = _mix(head_weight.squeeze(1), last_weight, last_bias)  # (K, H, 1 + r)
         return cls(psi, phi_body, mix, head_bias.squeeze(1), first.activation, first.features_dim)
 
     def psi(
@@ -455,7 +466,7 @@ class GenerativeCritic(BaseModel):
             return None
         first = self.nets[0]
         assert isinstance(first, FactorizedSampleNet)
-        if with_grad and wrt_features and directions is None and noise.shape[2] < first.features_dim + self.action_dim:
+        if first.reverse_mode(noise.shape[2], with_grad, wrt_features, directions):
             return None
         return StackedFactorizedNets.of(list(self.nets))  # type: ignore[arg-type]
 
