@@ -18,6 +18,7 @@ at the real ``s'``), in the critic's reward units, and the share of its error th
 from __future__ import annotations
 
 import argparse
+import os
 
 import gymnasium as gym
 import numpy as np
@@ -51,55 +52,110 @@ def true_jacobian(obs: th.Tensor, actions: th.Tensor, next_obs: th.Tensor, env: 
     return jac
 
 
+def collect(model: DSDPG, env: gym.Env, n_rows: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``n_rows`` transitions of the model's policy with normal action noise 0.1 (the sweep's), for a model saved
+    without its replay buffer: observations, actions, next observations and rewards."""
+    rng = np.random.default_rng(seed)
+    rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, float]] = []
+    obs, _ = env.reset(seed=seed)
+    while len(rows) < n_rows:
+        action, _ = model.predict(obs, deterministic=True)
+        action = np.clip(action + 0.1 * rng.standard_normal(action.shape), -1, 1).astype(np.float32)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        rows.append((obs, action, next_obs, float(reward)))
+        obs = env.reset()[0] if terminated or truncated else next_obs
+    return tuple(np.stack([row[i] for row in rows]) for i in range(4))  # type: ignore[return-value]
+
+
+def model_jacobian(
+    model: DSDPG,
+    obs: th.Tensor,
+    actions: th.Tensor,
+    next_obs: th.Tensor,
+    rewards: th.Tensor,
+    hold_latent: bool,
+    learned_reward: bool = True,
+) -> th.Tensor:
+    """``d(p', c', r)/da`` ``(B, 5, 2)`` of the target's models at the latent that explains each transition: the cVAE's
+    next state (at the fixed latent or the fixed standardised noise), and the reward the target differentiates (the
+    learned ``r(s, a, s')`` through the cVAE's ``s'`` where ``reward_fn="learned"`` and ``learned_reward``, else the
+    cVAE's)."""
+    world_model = model.world_model
+    with th.no_grad():
+        noise = world_model.posterior_noise(obs, actions, next_obs, rewards, 1)[:, 0]
+    reward_model = model.reward_model.double() if model.reward_model is not None and learned_reward else None
+
+    def outcome(o: th.Tensor, a: th.Tensor, eps: th.Tensor) -> th.Tensor:
+        next_state, reward = world_model.sample(o[None], a[None], noise=eps[None, None], hold_latent=hold_latent)
+        if reward_model is not None:
+            reward = reward_model(o[None, None], a[None, None], next_state)[0]
+        return th.cat([next_state[0, 0], reward[0].reshape(1)])
+
+    return vmap(jacrev(outcome, argnums=1))(obs, actions, noise).detach()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model")
-    parser.add_argument("--buffer", help="replay buffer (default: MODEL without .zip, plus _buffer.pkl)")
+    parser.add_argument("--buffer", help="replay buffer (default: MODEL without .zip, plus _buffer.pkl, if it exists)")
     parser.add_argument("--n-bonus", type=int, default=4)
     parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=0, help="of the rows drawn (and of the rollouts without a buffer)")
     args = parser.parse_args()
     th.set_num_threads(1)
     model = DSDPG.load(args.model, device="cpu")
-    model.load_replay_buffer(args.buffer or args.model.removesuffix(".zip") + "_buffer.pkl")
-    world_model, scale, buffer = model.world_model.double(), float(model.reward_scale), model.replay_buffer
-    size = buffer.buffer_size if buffer.full else buffer.pos
-    rows = np.random.default_rng(0).integers(0, size, args.rows)
-    stored = (buffer.observations, buffer.actions, buffer.next_observations)
-    obs, actions, next_obs = (th.as_tensor(x[rows, 0], dtype=th.float64) for x in stored)
-    rewards = th.as_tensor(buffer.rewards[rows, 0], dtype=th.float64) / scale
-    reveal = (obs[:, 2:] == 0).all(-1)
-    with th.no_grad():
-        noise = world_model.posterior_noise(obs, actions, next_obs, rewards, 1)[:, 0]
-
-    def outcome(o: th.Tensor, a: th.Tensor, eps: th.Tensor) -> th.Tensor:
-        next_state, reward = world_model.sample(o[None], a[None], noise=eps[None, None])
-        return th.cat([next_state[0, 0], reward[0]])
-
-    jac = vmap(jacrev(outcome, argnums=1))(obs, actions, noise).detach()
     env = gym.make("sb3_dsdpg/PointMassRevealedBonus-v0", n_bonus=args.n_bonus)
+    scale = float(model.reward_scale) if not isinstance(model.reward_scale, str) else 1.0
+    buffer_path = args.buffer or args.model.removesuffix(".zip") + "_buffer.pkl"
+    if args.buffer or os.path.exists(buffer_path):
+        model.load_replay_buffer(buffer_path)
+        buffer = model.replay_buffer
+        size = buffer.buffer_size if buffer.full else buffer.pos
+        rows = np.random.default_rng(args.seed).integers(0, size, args.rows)
+        stored = (buffer.observations, buffer.actions, buffer.next_observations, buffer.rewards)
+        data = tuple(x[rows, 0] for x in stored)
+        source = f"{args.rows} rows of the replay buffer"
+    else:
+        data = collect(model, env, args.rows, args.seed)
+        source = f"{args.rows} transitions of the policy with noise 0.1 (no replay buffer saved)"
+    model.world_model.double()
+    obs, actions, next_obs, rewards = (th.as_tensor(x, dtype=th.float64) for x in data)
+    rewards = rewards / scale
+    reveal = (obs[:, 2:] == 0).all(-1)
     truth = true_jacobian(obs, actions, next_obs, env, scale)
     critic, actor = model.policy.critic_target.float(), model.policy.actor_target.float()
     at = next_obs.float().requires_grad_(True)
     value = critic(at, actor(at).clamp(-1, 1), critic.sample_noise(at.shape[0], model.n_samples)).mean(dim=(1, 2))
     (d_value,) = th.autograd.grad(value.sum(), at)
     d_value = d_value.double()
-    g_model = jac[:, 4] + model.gamma * th.einsum("bs,bsa->ba", d_value, jac[:, :4])
     g_true = truth[:, 4] + model.gamma * th.einsum("bs,bsa->ba", d_value, truth[:, :4])
-    g_centre = model.gamma * th.einsum("bs,bsa->ba", d_value[:, 2:], jac[:, 2:4])
-    for name, mask in (("reveal (c = 0)", reveal), ("after the reveal", ~reveal)):
-        if not mask.any():
-            continue
-        error = jac[mask] - truth[mask]
-        print(f"{name}: {int(mask.sum())} rows")
-        print(f"  dp'/da  model {rms(jac[mask, :2]):.3g}  true {rms(truth[mask, :2]):.3g}  error {rms(error[:, :2]):.3g}")
-        print(f"  dc'/da  model {rms(jac[mask, 2:4]):.3g}  true 0")
-        print(f"  dr/da   model {rms(jac[mask, 4]):.3g}  true {rms(truth[mask, 4]):.3g}  error {rms(error[:, 4]):.3g}")
-        cosine = th.nn.functional.cosine_similarity(g_model[mask], g_true[mask]).median()
-        model_g, true_g = g_model[mask], g_true[mask]
-        print(
-            f"  G       model {rms(model_g):.3g}  true {rms(true_g):.3g}  error {rms(model_g - true_g):.3g}"
-            f" (through c': {rms(g_centre[mask]):.3g}); median cosine {float(cosine):.2f}"
-        )
+    reward_source = "learned r(s, a, s')" if model.reward_model is not None else "the cVAE's"
+    print(f"{args.model}: {source}; reward derivative from {reward_source}; reward units / {scale:.3g}")
+    print(
+        "| latent held | part | rows | dp'/da model / true / error | dc'/da model (true 0) | dr/da model / true / error "
+        "| G model / true / error (through c') | median cosine of G |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    variants = [(False, True, "noise (standard)"), (True, True, "eps (fixed)")]
+    if model.reward_model is not None:
+        variants.append((False, False, "noise (standard), the cVAE's reward"))
+    for hold, learned, label in variants:
+        jac = model_jacobian(model, obs, actions, next_obs, rewards, hold, learned)
+        g_model = jac[:, 4] + model.gamma * th.einsum("bs,bsa->ba", d_value, jac[:, :4])
+        g_centre = model.gamma * th.einsum("bs,bsa->ba", d_value[:, 2:], jac[:, 2:4])
+        for name, mask in (("reveal (c = 0)", reveal), ("after the reveal", ~reveal)):
+            if not mask.any():
+                continue
+            error = jac[mask] - truth[mask]
+            cosine = th.nn.functional.cosine_similarity(g_model[mask], g_true[mask]).median()
+            print(
+                f"| {label} | {name} | {int(mask.sum())} "
+                f"| {rms(jac[mask, :2]):.3g} / {rms(truth[mask, :2]):.3g} / {rms(error[:, :2]):.3g} "
+                f"| {rms(jac[mask, 2:4]):.3g} "
+                f"| {rms(jac[mask, 4]):.3g} / {rms(truth[mask, 4]):.3g} / {rms(error[:, 4]):.3g} "
+                f"| {rms(g_model[mask]):.3g} / {rms(g_true[mask]):.3g} / {rms(g_model[mask] - g_true[mask]):.3g} "
+                f"({rms(g_centre[mask]):.3g}) | {float(cosine):.2f} |"
+            )
 
 
 if __name__ == "__main__":

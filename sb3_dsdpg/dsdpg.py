@@ -31,7 +31,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnvWrapper, VecNorm
 from torch.nn import functional as F
 
 from sb3_dsdpg.envs import known_reward_fn
-from sb3_dsdpg.losses import check_kernel, max_sliced_mmd2, mmd2, sobolev_huber_loss
+from sb3_dsdpg.losses import check_kernel, max_sliced_mmd2, mmd2, sliced_mmd2, sobolev_huber_loss
 from sb3_dsdpg.policies import DSDPGPolicy, GenerativeCritic, MlpPolicy, MultiInputPolicy
 from sb3_dsdpg.targets import (
     SOBOLEV_INPUTS,
@@ -47,7 +47,7 @@ from sb3_dsdpg.targets import (
     unflatten_obs,
 )
 from sb3_dsdpg.updates import default_adam_kwargs, polyak_update
-from sb3_dsdpg.world_models import CVAEWorldModel, RealNVPWorldModel, WorldModel, batch_variance
+from sb3_dsdpg.world_models import CVAEWorldModel, RealNVPWorldModel, RewardModel, WorldModel, batch_variance
 
 SelfDSDPG = TypeVar("SelfDSDPG", bound="DSDPG")
 
@@ -95,7 +95,11 @@ def _saved_policy_kwargs(data: dict[str, Any] | None) -> dict[str, Any] | None:
     return dict(value) if isinstance(value, dict) else None
 
 
-LOSSES = ("msmmd", "mmd")
+LOSSES = ("msmmd", "mmd", "sliced")
+HYBRID_LATENTS = ("fixed", "standard")
+ACTOR_MEANS = ("exact", "per_row")
+# actor_mean="exact": shared critic-noise draws per actor step from which the factorized critic's E[phi(xi)] is taken.
+ACTOR_MEAN_DRAWS = 1024
 WORLD_MODELS = ("cvae", "realnvp")
 CRITIC_ACTIONS = ("auto", "replay", "policy")
 TARGET_RETURNS = ("auto", "model", "real")
@@ -116,6 +120,9 @@ LEGACY_DEFAULTS: dict[str, Any] = {
     "reward_fn": None,
     "gradient_weight": 1.0,
     "sobolev_directions": None,
+    "unbiased_mmd": False,
+    "hybrid_latent": "standard",
+    "actor_mean": "per_row",
 }
 # Rate of the running (exponential) average of the target samples' scale, per update.
 SAMPLE_SCALE_RATE = 0.01
@@ -161,10 +168,12 @@ class DSDPG(OffPolicyAlgorithm):
 
     Paper: "Distributional value gradients for stochastic environments", Debes & Tuytelaars, ICLR 2026,
     https://arxiv.org/abs/2601.20071. A generative critic samples joint (return, action-gradient) pairs; it is
-    trained by max-sliced MMD against Sobolev TD targets made differentiable by a learned cVAE world model, with
+    trained by an MMD against Sobolev TD targets made differentiable by a learned cVAE world model, with
     TQC-style truncation of the largest target samples; a deterministic actor ascends the expected return. By
     default the targets' returns come from the real transitions and only their action gradients go through the world
-    model (``target_returns``); the paper's all-model target is ``target_returns="model"``.
+    model and a learned reward (``target_returns``, ``reward_fn``); the paper's all-model target is
+    ``target_returns="model"``, its max-sliced MMD ``loss="msmmd"`` (docs/dsdpg.md says where and why the defaults
+    depart from the paper).
 
     Arguments shared with TD3 mean what they mean there. The others:
 
@@ -196,10 +205,19 @@ class DSDPG(OffPolicyAlgorithm):
     :param sobolev: learn action gradients through the world model (False: the return-only baseline)
     :param distributional: generative critic with noise (False: one Q per critic, the MAGE baseline; with
         ``sobolev=False`` too, TD3's squared TD error on real transitions, the ladder's first rung)
-    :param loss: ``"msmmd"`` (max-sliced MMD, default) or ``"mmd"`` (plain MMD on the joint vectors)
+    :param loss: ``"mmd"`` (default: plain MMD on the joint vectors), ``"sliced"`` (the mean over
+        ``n_slice_candidates`` random directions per row of the 1-D MMD of the projections) or ``"msmmd"`` (the
+        paper's max-sliced MMD, one searched direction per row). A row's target samples come from one transition, so
+        the loss must be minimised, over the batch, by the mixture of the rows' targets: MMD^2 and its mean over
+        directions are linear in the target law and are, the per-row maximum over directions is not (it learns a
+        blob between the modes; docs/dsdpg.md has the measurements)
+    :param unbiased_mmd: the U-statistic of MMD^2 for ``loss="mmd"`` and ``"sliced"`` (default True): the V-statistic
+        weighs the online samples' repulsion by ``1/N^2`` instead of ``1/(N (N-1))`` and learns laws too narrow
+        (``sigma = 0.83`` for 1 with 10 samples). ``"msmmd"`` always uses the V-statistic
     :param kernel: ``"multiquadric"`` (paper) or ``"gaussian"`` (mixture of bandwidths, as MMD-DQN)
     :param kernel_bandwidth: ``h`` of the kernel (paper: 100), or for ``"gaussian"`` a list of bandwidths
-    :param n_slice_candidates: random starting directions of the max-sliced search (ours: 8)
+    :param n_slice_candidates: random starting directions of the max-sliced search, or random directions of
+        ``loss="sliced"`` (ours: 8)
     :param n_slice_steps: projected gradient-ascent steps of that search (ours: 5)
     :param world_model: ``"cvae"`` (paper) or ``"realnvp"`` (a conditional RealNVP flow, the paper's world-model
         ablation)
@@ -228,9 +246,11 @@ class DSDPG(OffPolicyAlgorithm):
         replay's done flag is kept). The world model always learns from the replay's real transitions. ``"auto"``
         (default): ``"policy"`` with a world model (``sobolev=True``), ``"replay"`` for the return-only baseline
     :param reward_scale: rewards are divided by this number before the world model, the targets and the critic see
-        them, so that the critic learns in the same units on every task: ``"auto"`` (default) fixes it at the first
+        them: 1.0 (default) keeps the env's units, as TD3 and TQC do (the kernel's units are set by
+        ``normalize_samples``, the world model and reward model normalise their own); ``"auto"`` fixes it at the first
         update to the standard deviation of the rewards then in the replay buffer (the ``learning_starts`` steps;
-        1 if they do not vary); a positive float fixes it by hand; 1.0 turns it off. Logged returns
+        1 if they do not vary), which on tasks with rare large rewards depends on the seed (12.5x across seeds 0-5 on
+        the revealed-bonus toy with 4 bonuses); a positive float fixes it by hand. Logged returns
         (``train/return_mean``) are in these units. The actor is unaffected: scaling the rewards does not move
         the greedy action
     :param normalize_samples: divide each coordinate of the joint samples, online and target, by a running scale
@@ -254,14 +274,37 @@ class DSDPG(OffPolicyAlgorithm):
         as the paper does; 0 leaves the returns alone in the distance (with ``target_returns="real"`` that is the
         return-only critic on real transitions); in between, the gradient part counts less (ours: a knob of the
         ladder in docs/ablations.md)
-    :param reward_fn: a known differentiable reward ``r(obs, actions, next_obs)`` of torch tensors (flat
+    :param reward_fn: where the target's reward (its derivative, for the hybrid target) comes from. ``"auto"``
+        (default): ``"learned"`` wherever a world model is used, else None. ``"learned"``: a deterministic reward
+        model ``r(s, a, s')`` (:class:`sb3_dsdpg.world_models.RewardModel`) fitted by regression on the replay beside
+        the world model; on the revealed-bonus toy the cVAE's own ``dr/da`` at the posterior latent is a third of the
+        true one (docs/dsdpg.md). Or a known differentiable reward
+        ``r(obs, actions, next_obs)`` of torch tensors (flat
         observations, actions in the policy's ``[-1, 1]`` units, leading dimensions broadcast, env reward units) that
         replaces the world model's reward in targets through the model, as MAGE takes the task's reward function;
         ``sb3_dsdpg.envs.known_reward_fn(env)`` gives it for the shipped tasks that have one, and ``"known"`` asks
         for that function of the training env (found at construction, or at the first update of a model loaded
         without an env; the string is what is saved, so a loaded model finds it again, and it is what a zoo YAML can
-        hold; with a SubprocVecEnv it is found by the env's ID, which covers Pendulum only). None (default): the
-        world model's reward
+        hold; with a SubprocVecEnv it is found by the env's ID, which covers Pendulum only). None: the cVAE's own
+        reward (the paper's)
+    :param reward_model_kwargs: keyword arguments of :class:`RewardModel` (``net_arch``, default 64x64; ``activation_fn``,
+        default SiLU)
+    :param reward_model_learning_rate: its Adam's learning rate (ours: 1e-3; at 3e-4 its ``dr/da`` near the toy's
+        bonuses stayed a third of the truth after 10,000 steps, at 1e-3 within 27%)
+    :param reward_model_gradient_steps: its regression steps per update, the first on the update's batch, the others
+        on fresh batches (ours: 2; within 14% of the toy's ``dr/da`` after 10,000 env steps, against 27% with one)
+    :param hybrid_latent: at which latent the hybrid target (``target_returns="real"``) differentiates the cVAE:
+        ``"standard"`` (default), the standardised noise ``(eps - mu_p) / sigma_p`` of the latent the encoder infers
+        from the real transition held fixed, so that the learned prior's mean and scale move with the action;
+        ``"fixed"``, the latent ``eps`` itself held fixed, so that the derivative is the decoder's alone. On the toy
+        ``"fixed"`` removes the standard form's artefact at the reveal (``dc'/da`` 0.19 RMS where the truth is 0) but
+        loses most of ``dp'/da`` (0.013 against the true 0.069): the learned prior's mean carries the action's
+        effect on the motion, so it stays an option (docs/dsdpg.md)
+    :param actor_mean: how the actor's objective, the critics' mean return, averages over the critic noise:
+        ``"exact"`` (default), for the factorized critic, through the mean of its noise features over
+        ``ACTOR_MEAN_DRAWS`` (1024) draws taken once per actor step and shared by the batch (``z`` is affine in them,
+        so this is the expectation up to that Monte-Carlo error, the same for every row); ``"per_row"``, the mean of
+        ``n_samples`` fresh draws per row (the concat critic always does this)
     :param mage_gradient_weight: weight of the gradient term in the deterministic-Sobolev loss (MAGE: 5)
     :param huber_delta: Huber threshold of the deterministic-Sobolev loss (ours: 1)
     :param stats_window_size: window of the rollout statistics
@@ -312,7 +355,8 @@ class DSDPG(OffPolicyAlgorithm):
         top_samples_to_drop_per_critic: int = 1,
         sobolev: bool = True,
         distributional: bool = True,
-        loss: str = "msmmd",
+        loss: str = "mmd",
+        unbiased_mmd: bool = True,
         kernel: str = "multiquadric",
         kernel_bandwidth: float | list[float] = 100.0,
         n_slice_candidates: int = 8,
@@ -324,12 +368,17 @@ class DSDPG(OffPolicyAlgorithm):
         sobolev_inputs: str = "action",
         sobolev_directions: int | str | None = "auto",
         critic_actions: str = "auto",
-        reward_scale: float | str = "auto",
+        reward_scale: float | str = 1.0,
         normalize_samples: bool = True,
         world_model_warmup_steps: int | str = "auto",
         target_returns: str = "auto",
         gradient_weight: float = 1.0,
-        reward_fn: Callable[[th.Tensor, th.Tensor, th.Tensor], th.Tensor] | None = None,
+        reward_fn: Callable[[th.Tensor, th.Tensor, th.Tensor], th.Tensor] | str | None = "auto",
+        reward_model_kwargs: dict[str, Any] | None = None,
+        reward_model_learning_rate: float = 1e-3,
+        reward_model_gradient_steps: int = 2,
+        hybrid_latent: str = "standard",
+        actor_mean: str = "exact",
         mage_gradient_weight: float = 5.0,
         huber_delta: float = 1.0,
         stats_window_size: int = 100,
@@ -375,6 +424,7 @@ class DSDPG(OffPolicyAlgorithm):
         self.n_target_model_draws = n_target_model_draws if distributional else 1
         self.top_samples_to_drop_per_critic = top_samples_to_drop_per_critic
         self.loss = loss
+        self.unbiased_mmd = unbiased_mmd
         self.kernel = kernel
         self.kernel_bandwidth = kernel_bandwidth
         self.n_slice_candidates = n_slice_candidates
@@ -391,7 +441,15 @@ class DSDPG(OffPolicyAlgorithm):
         self.critic_actions = critic_actions
         if critic_actions == "auto":
             self.critic_actions = "policy" if sobolev and self.target_returns == "model" else "replay"
+        if isinstance(reward_fn, str) and reward_fn == "auto":  # the learned reward wherever a world model is
+            reward_fn = "learned" if self._uses_world_model() else None
         self.reward_fn = reward_fn
+        self.reward_model_kwargs = {} if reward_model_kwargs is None else dict(reward_model_kwargs)
+        self.reward_model: RewardModel | None = None
+        self.reward_model_learning_rate = reward_model_learning_rate
+        self.reward_model_gradient_steps = reward_model_gradient_steps
+        self.hybrid_latent = hybrid_latent
+        self.actor_mean = actor_mean
         self.gradient_weight = gradient_weight
         self.reward_scale = reward_scale
         self.normalize_samples = normalize_samples
@@ -439,6 +497,8 @@ class DSDPG(OffPolicyAlgorithm):
         integer("n_slice_steps", self.n_slice_steps, 0, "ascent steps of the max-sliced search")
         integer("policy_delay", self.policy_delay, 1, "critic updates per actor update; TD3's 2")
         integer("world_model_gradient_steps", self.world_model_gradient_steps, 0, "world-model updates per update")
+        integer("reward_model_gradient_steps", self.reward_model_gradient_steps, 0, "reward-model updates per update")
+        real("reward_model_learning_rate", self.reward_model_learning_rate, 0.0, np.inf, "its Adam's", low_open=True)
         real("huber_delta", self.huber_delta, 0.0, np.inf, "the Huber threshold of MAGE's loss", low_open=True)
         real("mage_gradient_weight", self.mage_gradient_weight, 0.0, np.inf, "MAGE's gradient term weight; MAGE: 5")
         for noise in getattr(self.action_noise, "noises", [self.action_noise]):
@@ -461,8 +521,17 @@ class DSDPG(OffPolicyAlgorithm):
                 "critic_actions='policy' needs target_returns='model': the real outcome of the policy's action is "
                 "unknown (use critic_actions='replay' for the hybrid target)."
             )
-        if self.reward_fn is not None and self.reward_fn != "known" and not callable(self.reward_fn):
-            fail(f"reward_fn must be None, 'known' or a callable r(obs, actions, next_obs), got {self.reward_fn!r}.")
+        if self.reward_fn is not None and self.reward_fn not in ("known", "learned") and not callable(self.reward_fn):
+            fail(
+                "reward_fn must be 'auto', 'learned', 'known', None or a callable r(obs, actions, next_obs), "
+                f"got {self.reward_fn!r}."
+            )
+        if not isinstance(self.unbiased_mmd, bool):
+            fail(f"unbiased_mmd must be True or False, got {self.unbiased_mmd!r}.")
+        if self.hybrid_latent not in HYBRID_LATENTS:
+            fail(f"hybrid_latent must be one of {HYBRID_LATENTS}, got {self.hybrid_latent!r}.")
+        if self.actor_mean not in ACTOR_MEANS:
+            fail(f"actor_mean must be one of {ACTOR_MEANS}, got {self.actor_mean!r}.")
         if self.reward_fn is not None and not self._uses_world_model():
             fail("reward_fn replaces the world model's reward: it needs sobolev=True or target_returns='model'.")
         if self.loss not in LOSSES:
@@ -542,6 +611,12 @@ class DSDPG(OffPolicyAlgorithm):
             ).to(self.device)
             self.world_model.optimizer = th.optim.Adam(
                 self.world_model.parameters(), lr=self.world_model_learning_rate, **default_adam_kwargs(self.device)
+            )
+        if self.reward_fn == "learned":
+            obs_dim = spaces.flatdim(self.observation_space)
+            self.reward_model = RewardModel(obs_dim, self.critic.action_dim, **self.reward_model_kwargs).to(self.device)
+            self.reward_model.optimizer = th.optim.Adam(
+                self.reward_model.parameters(), lr=self.reward_model_learning_rate, **default_adam_kwargs(self.device)
             )
         self._select_critic_variant()
 
@@ -656,8 +731,10 @@ class DSDPG(OffPolicyAlgorithm):
         y = target.unsqueeze(1).expand(-1, n_critics, -1, -1).reshape(batch * n_critics, target.shape[1], dim)
         if self.loss == "msmmd":
             dist = max_sliced_mmd2(x, y, self.kernel, self.kernel_bandwidth, self.n_slice_candidates, self.n_slice_steps)
-        else:
-            dist = mmd2(x, y, self.kernel, self.kernel_bandwidth)
+        elif self.loss == "sliced" and dim > 1:
+            dist = sliced_mmd2(x, y, self.kernel, self.kernel_bandwidth, max(self.n_slice_candidates, 1), self.unbiased_mmd)
+        else:  # "mmd", and "sliced" of 1-D samples (their only direction)
+            dist = mmd2(x, y, self.kernel, self.kernel_bandwidth, self.unbiased_mmd)
         assert isinstance(dist, th.Tensor)  # max_sliced_mmd2 without its direction
         return dist.reshape(batch, n_critics).mean(dim=0).sum()
 
@@ -701,8 +778,19 @@ class DSDPG(OffPolicyAlgorithm):
             target_noise_clip=self.target_noise_clip,
             deterministic_critic=not self.distributional,
             sobolev_inputs=self.sobolev_inputs,
-            reward_fn=None if self.reward_fn is None else self._scaled_reward_fn,
+            reward_fn=self._target_reward_fn(),
+            hold_latent=self.hybrid_latent == "fixed",
         )
+
+    def _target_reward_fn(self) -> Callable[[th.Tensor, th.Tensor, th.Tensor], th.Tensor] | None:
+        """
+        The reward the targets take in place of the world model's, in the critic's units: the learned reward model
+        itself (fitted in them; the targets carry tangents through its MLP by hand), ``reward_fn`` divided by
+        ``reward_scale``, or None (the world model's).
+        """
+        if self.reward_fn == "learned":
+            return self.reward_model
+        return None if self.reward_fn is None else self._scaled_reward_fn
 
     def _scaled_reward_fn(self, obs: th.Tensor, actions: th.Tensor, next_obs: th.Tensor) -> th.Tensor:
         """``reward_fn`` in the critic's units (divided by ``reward_scale``)."""
@@ -895,7 +983,10 @@ class DSDPG(OffPolicyAlgorithm):
             return
         logs: defaultdict[str, list[float]] = defaultdict(list)
         for step in range(steps):
-            self._world_model_step(self._sample_batch(batch_size), logs, 1, f"world-model warm-up step {step + 1}")
+            data = self._sample_batch(batch_size)
+            self._world_model_step(data, logs, 1, f"world-model warm-up step {step + 1}")
+            if self.reward_model is not None:
+                self._reward_model_step(data, logs, 1, f"reward-model warm-up step {step + 1}")
         self.logger.record("train/world_model_warmup_loss", float(np.mean(logs["world_model_loss"][-100:])))
 
     def _world_model_step(
@@ -919,6 +1010,27 @@ class DSDPG(OffPolicyAlgorithm):
             wm_loss.backward()
             self.world_model.optimizer.step()
 
+    def _reward_model_step(
+        self, data: ReplayBufferSamples, logs: defaultdict[str, list[float]], n_steps: int | None = None, where: str = ""
+    ) -> None:
+        """
+        ``n_steps`` (default ``reward_model_gradient_steps``) regression steps of the learned reward
+        (``reward_fn="learned"``): the first on ``data``, the others on fresh replay batches of its size.
+        """
+        assert self.reward_model is not None
+        for step in range(self.reward_model_gradient_steps if n_steps is None else n_steps):
+            if step > 0:
+                data = self._sample_batch(data.actions.shape[0])
+            obs_flat = flatten_obs(self.observation_space, data.observations)
+            next_flat = flatten_obs(self.observation_space, data.next_observations)
+            loss, _ = self.reward_model.loss(obs_flat, data.actions, next_flat, data.rewards)
+            logs["reward_model_loss"].append(
+                self._check_finite(loss, "reward-model loss", where or f"update {self._n_updates}")
+            )
+            self.reward_model.optimizer.zero_grad()
+            loss.backward()
+            self.reward_model.optimizer.step()
+
     def _actor_step(self, data: ReplayBufferSamples, logs: defaultdict[str, list[float]]) -> None:
         """
         Ascend the expected return, averaged over critics and samples; then the Polyak updates.
@@ -927,11 +1039,15 @@ class DSDPG(OffPolicyAlgorithm):
         branch, which TD3's ``backward()`` also computes and the next critic step discards, are skipped. The actor's
         gradient is the same to the bit; the actor's loss and backward cost about 30% less, a whole update a few
         percent at most (docs/benchmarks.md). The mean over each critic's samples is taken through the mean of the
-        noise features (:meth:`GenerativeCritic.mean_over_samples`), the same objective up to float round-off.
+        noise features (:meth:`GenerativeCritic.mean_over_samples`), the same objective up to float round-off; with
+        ``actor_mean="exact"`` over ``ACTOR_MEAN_DRAWS`` draws shared by the batch, the expectation every row reads.
         """
-        actor_noise = self.critic.sample_noise(data.actions.shape[0], self.n_samples)
         if not self.distributional:
-            actor_noise = th.zeros_like(actor_noise)
+            actor_noise = th.zeros(data.actions.shape[0], self.critic.n_critics, 1, self.critic.noise_dim, device=self.device)
+        elif self.actor_mean == "exact" and self.critic.architecture == "factorized":
+            actor_noise = th.randn(1, self.critic.n_critics, ACTOR_MEAN_DRAWS, self.critic.noise_dim, device=self.device)
+        else:
+            actor_noise = self.critic.sample_noise(data.actions.shape[0], self.n_samples)
         actor_loss = -self.critic.mean_over_samples(data.observations, self.actor(data.observations), actor_noise).mean()
         logs["actor_loss"].append(self._check_finite(actor_loss, "actor loss", f"update {self._n_updates}"))
         self.actor.optimizer.zero_grad()
@@ -957,6 +1073,8 @@ class DSDPG(OffPolicyAlgorithm):
             # 1. World model: its own objective on the replay's real transitions.
             if self.world_model is not None:
                 self._world_model_step(data, logs)
+            if self.reward_model is not None:
+                self._reward_model_step(data, logs)
             # 2. Targets and the critic's objective, as the variant picked in _setup_model computes them.
             critic_loss = self._critic_loss(data, discount, self.sample_directions(batch_size))
             # 3. Critic step.
@@ -1010,7 +1128,9 @@ class DSDPG(OffPolicyAlgorithm):
                 custom_objects = dict(kwargs.pop("custom_objects", None) or {})
                 custom_objects.setdefault("policy_kwargs", {**policy_kwargs, "activation_fn": th.nn.SiLU})
                 kwargs["custom_objects"] = custom_objects
-        model = super().load(path, *args, **kwargs)
+        # As load kwargs, so that they are in place before the model is set up (an argument like reward_fn decides
+        # which modules are built, whose saved parameters must then match the zip's).
+        model = super().load(path, *args, **{**legacy, **kwargs})
         for name, value in legacy.items():
             setattr(model, name, value)
         if legacy:
@@ -1020,11 +1140,13 @@ class DSDPG(OffPolicyAlgorithm):
     def _excluded_save_params(self) -> list[str]:
         # bound methods, re-bound at load; the env's known reward, found again from the env
         variant = ["_critic_targets", "_online_samples", "_critic_objective", "_known_reward"]
-        excluded = ["actor", "critic", "actor_target", "critic_target", "world_model", "_blocks", *variant]
+        excluded = ["actor", "critic", "actor_target", "critic_target", "world_model", "reward_model", "_blocks", *variant]
         return [*super()._excluded_save_params(), *excluded]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts = ["policy", "actor.optimizer", "critic.optimizer"]
         if self.world_model is not None:
             state_dicts += ["world_model", "world_model.optimizer"]
+        if self.reward_model is not None:
+            state_dicts += ["reward_model", "reward_model.optimizer"]
         return state_dicts, []

@@ -358,11 +358,12 @@ class StackedFactorizedNets(NamedTuple):
         """
         Each critic's mean return over its ``N`` samples ``(B, K)``: ``z`` is affine in phi's last-layer input ``u``,
         so the mean of ``z`` is ``z`` at the mean of ``u`` over the draws. The same number as averaging
-        :meth:`forward`'s samples up to float round-off, without the per-sample products.
+        :meth:`forward`'s samples up to float round-off, without the per-sample products. Noise ``(1, K, N, k)``,
+        shared by the batch, gives every row the same mean of ``u``, computed once (the actor's exact mean).
         """
         psi, _ = self.psi(features, actions, False)  # (K, B, H)
-        n_critics, batch = psi.shape[:2]
-        mean_features = self.noise_features(noise).reshape(n_critics, batch, noise.shape[2], -1).mean(dim=2)  # (K, B, r)
+        n_critics = psi.shape[0]
+        mean_features = self.noise_features(noise).reshape(n_critics, noise.shape[0], noise.shape[2], -1).mean(dim=2)
         proj = th.bmm(psi, self.mix)  # (K, B, 1 + r)
         z = proj[..., 0] + (proj[..., 1:] * mean_features).sum(dim=-1) + self.head_bias.unsqueeze(-1)
         return z.transpose(0, 1)
@@ -500,6 +501,8 @@ class GenerativeCritic(BaseModel):
         instead of the samples (:meth:`StackedFactorizedNets.mean_over_samples`), which the actor's objective uses.
         """
         stacked = self.stacked_nets(noise)
+        if stacked is None and self.architecture == "factorized" and noise.shape[0] == 1:  # shared draws: one mean
+            stacked = StackedFactorizedNets.of(list(self.nets))  # type: ignore[arg-type]
         if stacked is not None:
             return stacked.mean_over_samples(self._features(obs), actions, noise)
         return self(obs, actions, noise).mean(dim=-1)

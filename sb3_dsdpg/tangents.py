@@ -32,7 +32,7 @@ from sb3_dsdpg.policies import (
     StackedFactorizedNets,
     _activation_and_derivative,
 )
-from sb3_dsdpg.world_models import CVAEWorldModel, RealNVPWorldModel, WorldModel
+from sb3_dsdpg.world_models import CVAEWorldModel, RealNVPWorldModel, RewardModel, WorldModel
 
 _ACTIVATION_TYPES = tuple(getattr(nn, name) for name in JACOBIAN_ACTIVATIONS)
 _SAMPLERS = {CVAEWorldModel: CVAEWorldModel._sample_normalized, RealNVPWorldModel: RealNVPWorldModel._sample_normalized}
@@ -87,9 +87,11 @@ def world_model_with_tangents(
     tangent_obs: th.Tensor | None,
     tangent_act: th.Tensor | None,
     noise: th.Tensor,
+    hold_latent: bool = False,
 ) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
     """
-    ``world_model.sample(flat_obs, actions, noise=noise)`` and its derivatives along per-row tangents (no graph).
+    ``world_model.sample(flat_obs, actions, noise=noise, hold_latent=hold_latent)`` and its derivatives along per-row
+    tangents (no graph).
 
     With the identity over ``(s, a)``: the world model's Jacobian, as the chain rule of the full Sobolev target uses.
 
@@ -104,7 +106,7 @@ def world_model_with_tangents(
         raise ValueError("Give tangents in the observation, in the action or in both.")
     with th.no_grad():
         (next_obs, d_next_obs), (rewards, d_rewards) = _world_model_sample(
-            world_model, (flat_obs, _tangent_major(tangent_obs)), (actions, _tangent_major(tangent_act)), noise
+            world_model, (flat_obs, _tangent_major(tangent_obs)), (actions, _tangent_major(tangent_act)), noise, hold_latent
         )
     return next_obs, d_next_obs.movedim(0, -1), rewards, d_rewards.movedim(0, -1)  # type: ignore[union-attr]
 
@@ -122,6 +124,7 @@ def target_with_tangents(
     xi: th.Tensor,
     reward_fn: Callable[[th.Tensor, th.Tensor, th.Tensor], th.Tensor] | None = None,
     real_outcome: tuple[th.Tensor, th.Tensor] | None = None,
+    hold_latent: bool = False,
 ) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
     """
     Model rewards and target-critic samples of the Sobolev target, and their derivatives along per-row tangents.
@@ -141,6 +144,7 @@ def target_with_tangents(
     :param reward_fn: a known reward ``r(s, a, s')`` in place of the model's; its tangents by ``torch.func.jvp``
     :param real_outcome: real next flat observations ``(B, S)`` and rewards ``(B,)`` that replace the model's values
         while its tangents are kept (the hybrid target's straight-through pair)
+    :param hold_latent: the world model's derivative at a fixed latent (:meth:`WorldModel.sample`)
     :return: rewards ``(B, M)`` and their derivatives ``(B, M, k)``; critic samples ``(B * M, n_critics, P)`` and
         their derivatives ``(B * M, n_critics, P, k)`` (tangent last, as :func:`sb3_dsdpg.targets.per_row_jacobian`)
     :raises NotImplementedError: for networks outside the supported set (see :func:`check_tangent_support`)
@@ -148,9 +152,20 @@ def target_with_tangents(
     check_tangent_support(world_model, actor_target, critic_target)
     with th.no_grad():
         (next_obs, d_next_obs), (rewards, d_rewards) = _world_model_sample(
-            world_model, (flat_obs, _tangent_major(tangent_obs)), (actions, _tangent_major(tangent_act)), model_noise
+            world_model,
+            (flat_obs, _tangent_major(tangent_obs)),
+            (actions, _tangent_major(tangent_act)),
+            model_noise,
+            hold_latent,
         )
-        if reward_fn is not None:
+        if isinstance(reward_fn, RewardModel) and _is_mlp(reward_fn.net):
+            rewards, d_rewards = _reward_model(
+                reward_fn,
+                (flat_obs, _tangent_major(tangent_obs)),
+                (actions, _tangent_major(tangent_act)),
+                (next_obs, d_next_obs),
+            )
+        elif reward_fn is not None:
             rewards, d_rewards = _known_reward(
                 reward_fn,
                 (flat_obs, _tangent_major(tangent_obs)),
@@ -199,6 +214,34 @@ def _known_reward(
     value, d_value = vmap(directional, out_dims=(None, 0))(*tangents)
     shape = next_obs[0].shape[:-1]  # a reward of (s, a) alone broadcasts over the draws
     return value.expand(shape), d_value.expand(n_tangents, *shape)
+
+
+def _is_mlp(net: nn.Sequential) -> bool:
+    """Whether ``net`` holds only linear layers and supported activations (what :func:`_mlp` carries tangents through)."""
+    return all(type(module) is nn.Linear or type(module) in _ACTIVATION_TYPES for module in net)
+
+
+def _reward_model(reward_model: RewardModel, obs: Dual, actions: Dual, next_obs: Dual) -> Dual:
+    """
+    The learned reward ``r(s, a, s')`` ``(B, M)`` at each draw's ``s'`` ``(B, M, S)`` and its tangents ``(k, B, M)``,
+    through its MLP by hand (the normalisers scale the tangents by ``1 / std``, the output's by ``std``).
+    """
+    normalizer = reward_model.obs_normalizer
+    std = normalizer.std
+
+    def normalized(dual: Dual) -> Dual:
+        return normalizer.normalize(dual[0]), None if dual[1] is None else dual[1] / std
+
+    # (s, a) per row, broadcast over the draws: (B, 1, .), tangents (k, B, 1, .).
+    parts = [
+        (primal.unsqueeze(1), None if tangent is None else tangent.unsqueeze(2))
+        for primal, tangent in (normalized(obs), actions)
+    ]
+    net = reward_model.net
+    out, d_out = _mlp(net, *_split_linear(net[0], [*parts, normalized(next_obs)]), start=1)
+    out_std = reward_model.reward_normalizer.std
+    value = reward_model.reward_normalizer.denormalize(out).squeeze(-1)
+    return value, None if d_out is None else (d_out * out_std).squeeze(-1)
 
 
 def _tangent_major(tangents: th.Tensor | None) -> th.Tensor | None:
@@ -269,13 +312,15 @@ def _clamp(primal: th.Tensor, tangent: th.Tensor | None, shift: th.Tensor | floa
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def _world_model_sample(world_model: WorldModel, obs: Dual, actions: Dual, noise: th.Tensor) -> tuple[Dual, Dual]:
+def _world_model_sample(
+    world_model: WorldModel, obs: Dual, actions: Dual, noise: th.Tensor, hold_latent: bool = False
+) -> tuple[Dual, Dual]:
     """``world_model.sample``: next observations ``(B, M, S)`` and rewards ``(B, M)``, tangents ``(k, ...)`` first."""
     obs_dim = world_model.obs_dim
     normalizer = world_model.obs_normalizer
     norm_obs = (normalizer.normalize(obs[0]), None if obs[1] is None else obs[1] / normalizer.std)
     if isinstance(world_model, CVAEWorldModel):
-        out, d_out = _cvae_sample_normalized(world_model, [norm_obs, actions], noise)
+        out, d_out = _cvae_sample_normalized(world_model, [norm_obs, actions], noise, hold_latent)
     else:
         out, d_out = _realnvp_sample_normalized(world_model, [norm_obs, actions], noise)
     # Denormalise: the tangents scale with the standard deviation only.
@@ -288,8 +333,13 @@ def _world_model_sample(world_model: WorldModel, obs: Dual, actions: Dual, noise
     return (next_obs, d_next_obs), (out[..., obs_dim], d_out[..., obs_dim])
 
 
-def _cvae_sample_normalized(world_model: CVAEWorldModel, cond: list[Dual], noise: th.Tensor) -> Dual:
-    """The decoder mean at ``eps = mu_p + sigma_p * noise`` ``(B, M, S + 1)``, from the condition's parts."""
+def _cvae_sample_normalized(
+    world_model: CVAEWorldModel, cond: list[Dual], noise: th.Tensor, hold_latent: bool = False
+) -> Dual:
+    """
+    The decoder mean at ``eps = mu_p + sigma_p * noise`` ``(B, M, S + 1)``, from the condition's parts;
+    ``hold_latent``: ``eps`` carries no tangent (the prior is held where it is).
+    """
     prior = world_model.prior
     out, d_out = _mlp(prior, *_split_linear(prior[0], cond), start=1)
     mean, log_std = out.chunk(2, dim=-1)
@@ -297,7 +347,7 @@ def _cvae_sample_normalized(world_model: CVAEWorldModel, cond: list[Dual], noise
     std, d_log_std = _clamp(log_std, d_log_std, 0.0, -7.0, 3.0)
     std = std.exp()
     eps = mean.unsqueeze(1) + std.unsqueeze(1) * noise  # (B, M, L)
-    d_eps = d_mean.unsqueeze(2) + (d_log_std * std).unsqueeze(2) * noise  # type: ignore[operator]  # (k, B, M, L)
+    d_eps = None if hold_latent else d_mean.unsqueeze(2) + (d_log_std * std).unsqueeze(2) * noise  # type: ignore[operator]
     decoder = world_model.decoder
     parts = [(primal.unsqueeze(1), None if tangent is None else tangent.unsqueeze(2)) for primal, tangent in cond]
     return _mlp(decoder, *_split_linear(decoder[0], [*parts, (eps, d_eps)]), start=1)

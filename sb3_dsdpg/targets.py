@@ -125,6 +125,8 @@ class TargetOptions:
     :param reward_fn: a known differentiable reward ``r(s, a, s')`` of flat observations and actions (broadcasting
         over leading dimensions, in the units the critic learns) that replaces the world model's reward in targets
         through the model; None: the model's reward
+    :param hold_latent: the hybrid target's world-model derivative at the fixed latent that explains the real
+        transition, not at fixed standard noise (:meth:`WorldModel.sample`); targets from prior draws ignore it
     """
 
     n_samples: int
@@ -134,6 +136,7 @@ class TargetOptions:
     deterministic_critic: bool = False
     sobolev_inputs: str = "action"
     reward_fn: Callable[[th.Tensor, th.Tensor, th.Tensor], th.Tensor] | None = None
+    hold_latent: bool = False
 
     def __post_init__(self) -> None:
         if self.n_samples < 1 or self.n_model_draws < 1 or self.n_samples % self.n_model_draws != 0:
@@ -177,6 +180,7 @@ def one_step_targets(
     xi: th.Tensor,
     reward_fn: Callable[[th.Tensor, th.Tensor, th.Tensor], th.Tensor] | None = None,
     real_outcome: tuple[th.Tensor, th.Tensor] | None = None,
+    hold_latent: bool = False,
 ) -> th.Tensor:
     """
     ``y = r + discount Z'(s', clip(pi'(s') + smoothing), xi)`` with ``(s', r) = g(s, a, eps)``, for given draws.
@@ -192,10 +196,11 @@ def one_step_targets(
     :param reward_fn: the known reward ``r(s, a, s')`` in place of the model's (see :class:`TargetOptions`)
     :param real_outcome: the real next flat observations ``(B, S)`` and rewards ``(B,)``: the hybrid target, whose
         values are those of the real transition and whose derivatives are the model's (a straight-through pair)
+    :param hold_latent: the model's derivative at a fixed latent (:meth:`WorldModel.sample`)
     :return: ``(B, K, M * P)``: per critic, model draw after draw, ``P`` critic draws each
     """
     batch, n_draws = model_noise.shape[:2]
-    next_obs, rewards = world_model.sample(flat_obs, actions, n_draws, noise=model_noise)  # (B, M, S), (B, M)
+    next_obs, rewards = world_model.sample(flat_obs, actions, n_draws, noise=model_noise, hold_latent=hold_latent)
     if reward_fn is not None:
         rewards = reward_fn(flat_obs.unsqueeze(1), actions.unsqueeze(1), next_obs).expand_as(rewards)
     if real_outcome is not None:
@@ -275,20 +280,21 @@ def sobolev_td_targets(
     discount = discount_not_done(gamma, dones, actions.dtype)  # (B, 1, 1)
     networks = (world_model, actor_target, critic_target)
     extras = (options.reward_fn, real)
+    hold_latent = options.hold_latent and real is not None  # a prior draw's derivative includes the prior's
 
     def target_fn(state: th.Tensor, act: th.Tensor) -> th.Tensor:
-        return one_step_targets(*networks, observation_space, state, act, discount, *draws, *extras)
+        return one_step_targets(*networks, observation_space, state, act, discount, *draws, *extras, hold_latent=hold_latent)
 
     actions = actions.detach()
     with th.no_grad():
         if options.sobolev_inputs == "state_action" and directions is None:
-            if options.reward_fn is not None:
-                raise ValueError("reward_fn needs sobolev_inputs='action', or sobolev_directions with 'state_action'.")
-            parts = _full_sobolev_parts(*networks, observation_space, flat_obs, actions, *draws, real)
+            parts = _full_sobolev_parts(
+                *networks, observation_space, flat_obs, actions, *draws, real, hold_latent, options.reward_fn
+            )
         else:
             tangents = _input_tangents(flat_obs, actions, options.sobolev_inputs, directions)
             try:
-                parts = target_with_tangents(*networks, flat_obs, actions, *tangents, *draws, *extras)
+                parts = target_with_tangents(*networks, flat_obs, actions, *tangents, *draws, *extras, hold_latent=hold_latent)
             except NotImplementedError:  # networks the hand-written tangents do not cover (Dict observations, other layers)
                 return _vmap_targets(target_fn, flat_obs, actions, options.sobolev_inputs, directions)
     r, r_grad, z, grads = parts
@@ -371,6 +377,8 @@ def _full_sobolev_parts(
     smoothing: th.Tensor,
     xi: th.Tensor,
     real_outcome: tuple[th.Tensor, th.Tensor] | None = None,
+    hold_latent: bool = False,
+    reward_fn: Callable[[th.Tensor, th.Tensor, th.Tensor], th.Tensor] | None = None,
 ) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
     """
     The pieces of the full Sobolev target, by the chain rule instead of ``|S| + |A|`` tangents through everything.
@@ -388,13 +396,15 @@ def _full_sobolev_parts(
     n_draws = model_noise.shape[1]
 
     def model_fn(inputs: th.Tensor) -> th.Tensor:
-        next_obs, rewards = world_model.sample(inputs[:, :obs_dim], inputs[:, obs_dim:], n_draws, noise=model_noise)
+        next_obs, rewards = world_model.sample(
+            inputs[:, :obs_dim], inputs[:, obs_dim:], n_draws, noise=model_noise, hold_latent=hold_latent
+        )
         return th.cat([next_obs, rewards.unsqueeze(-1)], dim=-1)  # (B, M, S + 1)
 
     eye = th.eye(obs_dim + actions.shape[-1], dtype=actions.dtype, device=actions.device).expand(batch, -1, -1)
     try:
         next_obs, next_jac, rewards, rewards_jac = world_model_with_tangents(
-            world_model, flat_obs, actions, eye[..., :obs_dim], eye[..., obs_dim:], model_noise
+            world_model, flat_obs, actions, eye[..., :obs_dim], eye[..., obs_dim:], model_noise, hold_latent
         )  # (B, M, S), (B, M, S, S + A), (B, M), (B, M, S + A)
     except NotImplementedError:  # a world model the hand-written tangents do not cover
         out, jac = per_row_jacobian(model_fn, th.cat([flat_obs, actions], dim=-1))  # (B, M, S + 1), (B, M, S + 1, S + A)
@@ -404,6 +414,8 @@ def _full_sobolev_parts(
             out[..., obs_dim],
             jac[..., obs_dim, :],
         )
+    if reward_fn is not None:  # r(s, a, s') in place of the model's: dr/dx = (dr/ds, dr/da) + dr/ds' ds'/dx
+        rewards, rewards_jac = _reward_fn_jacobian(reward_fn, flat_obs, actions, next_obs, next_jac)
     if real_outcome is not None:  # the hybrid target: real values, the model's Jacobian
         next_obs, rewards = on_real_outcome(next_obs, rewards, real_outcome)
     next_flat = next_obs.reshape(batch * n_draws, obs_dim)
@@ -421,6 +433,29 @@ def _full_sobolev_parts(
     dz_da = dz_da * ((pre_clip > -1.0) & (pre_clip < 1.0)).to(dz_da.dtype)[:, None, None]
     dz_dnext = dz_ds + dz_da @ policy_jac.unsqueeze(1)  # (B * M, K, per_draw, S)
     return rewards, rewards_jac, z.detach(), (dz_dnext @ next_jac.unsqueeze(1)).detach()
+
+
+def _reward_fn_jacobian(
+    reward_fn: Callable[[th.Tensor, th.Tensor, th.Tensor], th.Tensor],
+    flat_obs: th.Tensor,
+    actions: th.Tensor,
+    next_obs: th.Tensor,
+    next_jac: th.Tensor,
+) -> tuple[th.Tensor, th.Tensor]:
+    """
+    ``r = reward_fn(s, a, s')`` ``(B, M)`` at each draw's ``s'`` ``(B, M, S)`` and its total derivative in
+    ``x = (s, a)`` ``(B, M, S + A)``, with ``ds'/dx`` ``next_jac`` ``(B, M, S, S + A)``: one backward of the sum, since
+    each draw's reward depends on its own inputs only.
+    """
+    shape = next_obs.shape[:-1]
+    with th.enable_grad():
+        obs = flat_obs.detach().unsqueeze(1).expand(*shape, -1).clone().requires_grad_(True)
+        act = actions.detach().unsqueeze(1).expand(*shape, -1).clone().requires_grad_(True)
+        nxt = next_obs.detach().clone().requires_grad_(True)
+        rewards = reward_fn(obs, act, nxt).expand(shape)
+        d_obs, d_act, d_next = th.autograd.grad(rewards.sum(), (obs, act, nxt), allow_unused=True, materialize_grads=True)
+    jac = th.cat([d_obs, d_act], dim=-1) + (d_next.unsqueeze(-2) @ next_jac).squeeze(-2)
+    return rewards.detach(), jac.detach()
 
 
 def return_td_targets(

@@ -12,8 +12,11 @@ they use:
   bijection of the base draw ``u``, reparameterised and differentiable in ``s`` and ``a`` likewise.
 
 Both subclass :class:`WorldModel`, which fixes the interface DSDPG uses (``loss``, ``sample``, ``latent_dim``)
-and owns the normalisation. The module works on flat observation vectors and imports nothing from the rest of
-the package.
+and owns the normalisation. :class:`RewardModel` is a deterministic reward ``r(s, a, s')`` learned by regression
+beside them (ours): the reward of MuJoCo's tasks and of the package's toys is a deterministic function of the
+transition, and the Sobolev target's ``dr/da`` through it does not depend on the cVAE's latent, which carries
+much of the reward where a bonus is hit (arXiv 2601.20071, Section 5 learns the reward in the cVAE). The module
+works on flat observation vectors and imports nothing from the rest of the package.
 """
 
 import math
@@ -122,8 +125,11 @@ class WorldModel(nn.Module):
         """
         raise NotImplementedError
 
-    def _sample_normalized(self, noise: th.Tensor, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
-        """Normalised ``(Delta s, r)`` ``(B, n, S + 1)`` from standard normal ``noise`` ``(B, n, latent_dim)``."""
+    def _sample_normalized(self, noise: th.Tensor, obs: th.Tensor, actions: th.Tensor, hold_latent: bool = False) -> th.Tensor:
+        """
+        Normalised ``(Delta s, r)`` ``(B, n, S + 1)`` from standard normal ``noise`` ``(B, n, latent_dim)``;
+        ``hold_latent``: see :meth:`sample`.
+        """
         raise NotImplementedError
 
     def posterior_noise(
@@ -141,7 +147,12 @@ class WorldModel(nn.Module):
         raise NotImplementedError
 
     def sample(
-        self, obs: th.Tensor, actions: th.Tensor, n_samples: int = 1, noise: th.Tensor | None = None
+        self,
+        obs: th.Tensor,
+        actions: th.Tensor,
+        n_samples: int = 1,
+        noise: th.Tensor | None = None,
+        hold_latent: bool = False,
     ) -> tuple[th.Tensor, th.Tensor]:
         """
         Reparameterised samples of the next observation and reward, differentiable in ``obs`` and ``actions``.
@@ -150,11 +161,15 @@ class WorldModel(nn.Module):
         :param n_samples: draws per ``(s, a)``
         :param noise: optional standard normal draws ``(B, n_samples, latent_dim)`` (fixed noise for tests and
             targets); when given, its second dimension sets the number of draws
+        :param hold_latent: differentiate at a fixed latent ``eps`` rather than at fixed standard noise: the
+            cVAE's learned prior's mean and scale are held where they are, so that ``d(s', r)/d(s, a)`` is the
+            decoder's alone (the derivative of the transition that ``eps`` explains; the values are the same). For
+            noise inferred from a real transition (:meth:`posterior_noise`); a flow has no prior, so it ignores it
         :return: next observations ``(B, n, S)`` and rewards ``(B, n)``
         """
         if noise is None:
             noise = th.randn(obs.shape[0], n_samples, self.latent_dim, dtype=obs.dtype, device=obs.device)
-        out = self.target_normalizer.denormalize(self._sample_normalized(noise, obs, actions))  # (B, n, S + 1)
+        out = self.target_normalizer.denormalize(self._sample_normalized(noise, obs, actions, hold_latent))  # (B, n, S + 1)
         return obs.unsqueeze(1) + out[..., : self.obs_dim], out[..., self.obs_dim]
 
 
@@ -256,10 +271,15 @@ class CVAEWorldModel(WorldModel):
         eps = q_mean.unsqueeze(1) + q_log_std.exp().unsqueeze(1) * draws
         return (eps - p_mean.unsqueeze(1)) * (-p_log_std).exp().unsqueeze(1)
 
-    def _sample_normalized(self, noise: th.Tensor, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
-        """The decoder's mean at ``eps = mu_p(s, a) + sigma_p(s, a) * noise``: all randomness is in the latent."""
+    def _sample_normalized(self, noise: th.Tensor, obs: th.Tensor, actions: th.Tensor, hold_latent: bool = False) -> th.Tensor:
+        """
+        The decoder's mean at ``eps = mu_p(s, a) + sigma_p(s, a) * noise``: all randomness is in the latent.
+        ``hold_latent``: the prior's ``mu_p`` and ``sigma_p`` carry no derivative (the same values).
+        """
         cond = self._condition(obs, actions)
         p_mean, p_log_std = self._gaussian(self.prior, cond)
+        if hold_latent:
+            p_mean, p_log_std = p_mean.detach(), p_log_std.detach()
         eps = p_mean.unsqueeze(1) + p_log_std.exp().unsqueeze(1) * noise  # (B, n, L)
         cond_rep = cond.unsqueeze(1).expand(-1, noise.shape[1], -1)
         return self.decoder(th.cat([cond_rep, eps], dim=-1))
@@ -428,6 +448,76 @@ class RealNVPWorldModel(WorldModel):
         nll = -self._log_prob_normalized(target, obs, actions).mean()
         return nll, {"nll": nll.item()}
 
-    def _sample_normalized(self, noise: th.Tensor, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
+    def _sample_normalized(self, noise: th.Tensor, obs: th.Tensor, actions: th.Tensor, hold_latent: bool = False) -> th.Tensor:
         """The flow's forward map of the base draws ``noise``."""
         return self._generate(noise, obs, actions, with_log_det=False)[0]
+
+
+class RewardModel(nn.Module):
+    """
+    A deterministic reward ``r(s, a, s')`` learned by regression on replay transitions (ours).
+
+    The hybrid Sobolev target takes its values from the real transition and its derivative from models; the reward's
+    share of that derivative, ``dr/da + dr/ds' ds'/da``, comes from here. A cVAE that learns ``(Delta s, r)`` jointly
+    puts much of a rare reward (a bonus hit) in its latent, so that at the latent that explains the transition its
+    decoder's ``dr/da`` is a fraction of the true one; a regression on ``(s, a, s')`` has no latent to hide it in.
+    Inputs are normalised with running statistics (``s`` and ``s'`` share the observation's), and so is the
+    regression target, so the model learns in the same units on every task.
+
+    :param obs_dim: size of the flat observation vector
+    :param action_dim: size of the action vector
+    :param net_arch: hidden widths of the MLP
+    :param activation_fn: activation (smooth by default: the target differentiates through it)
+    """
+
+    def __init__(
+        self, obs_dim: int, action_dim: int, net_arch: list[int] | None = None, activation_fn: type[nn.Module] = nn.SiLU
+    ):
+        super().__init__()
+        if obs_dim < 1 or action_dim < 1:
+            raise ValueError(f"obs_dim and action_dim must be positive, got {obs_dim} and {action_dim}.")
+        net_arch = [64, 64] if net_arch is None else list(net_arch)
+        if any(not isinstance(width, int) or width < 1 for width in net_arch):
+            raise ValueError(f"net_arch of the reward model must be positive ints, got {net_arch!r}.")
+        self.obs_dim, self.action_dim = obs_dim, action_dim
+        self.obs_normalizer = RunningNormalizer(obs_dim)
+        self.reward_normalizer = RunningNormalizer(1)
+        self.net = nn.Sequential(*create_mlp(2 * obs_dim + action_dim, 1, net_arch, activation_fn))
+
+    def forward(self, obs: th.Tensor, actions: th.Tensor, next_obs: th.Tensor) -> th.Tensor:
+        """
+        The predicted reward, in the units of the rewards it was fitted to; leading dimensions broadcast.
+
+        :param obs: ``(..., S)``; ``actions``: ``(..., A)``; ``next_obs``: ``(..., S)``
+        :return: ``(...)``
+        """
+        lead = th.broadcast_shapes(obs.shape[:-1], actions.shape[:-1], next_obs.shape[:-1])
+        inputs = th.cat(
+            [
+                self.obs_normalizer.normalize(obs).expand(*lead, self.obs_dim),
+                actions.expand(*lead, self.action_dim),
+                self.obs_normalizer.normalize(next_obs).expand(*lead, self.obs_dim),
+            ],
+            dim=-1,
+        )
+        return self.reward_normalizer.denormalize(self.net(inputs)).squeeze(-1)
+
+    def loss(
+        self, obs: th.Tensor, actions: th.Tensor, next_obs: th.Tensor, rewards: th.Tensor, update_normalizers: bool = True
+    ) -> tuple[th.Tensor, dict[str, float]]:
+        """
+        Mean squared error of the normalised reward on a batch of transitions.
+
+        :param obs: ``(B, S)``; ``actions``: ``(B, A)``; ``next_obs``: ``(B, S)``; ``rewards``: ``(B,)`` or ``(B, 1)``
+        :param update_normalizers: merge this batch into the running statistics first
+        :return: the loss (a scalar tensor) and its logged parts ``{"mse"}`` (in normalised units)
+        """
+        rewards = rewards.reshape(-1, 1)
+        if update_normalizers:
+            self.obs_normalizer.update(obs)
+            self.reward_normalizer.update(rewards)
+        predicted = self.net(
+            th.cat([self.obs_normalizer.normalize(obs), actions, self.obs_normalizer.normalize(next_obs)], dim=-1)
+        )
+        mse = (predicted - self.reward_normalizer.normalize(rewards)).pow(2).mean()
+        return mse, {"mse": mse.item()}

@@ -133,11 +133,15 @@ def float64_model(
     if model.world_model is None:  # the return-only baseline
         return model
     model.world_model.double()
+    normalizers = [model.world_model.obs_normalizer, model.world_model.target_normalizer]
+    if model.reward_model is not None:  # the learned reward (reward_fn="learned", the default)
+        model.reward_model.double()
+        normalizers += [model.reward_model.obs_normalizer, model.reward_model.reward_normalizer]
     with th.no_grad():
         if world_model == "realnvp":
             for param in model.world_model.parameters():
                 param.add_(0.2 * th.randn_like(param))
-        for norm in (model.world_model.obs_normalizer, model.world_model.target_normalizer):
+        for norm in normalizers:
             norm.mean.uniform_(-0.5, 0.5)
             norm.var.uniform_(0.5, 2.0)
     return model
@@ -254,6 +258,18 @@ def network_state_dict_keys() -> dict[str, list[str]]:
     return keys
 
 
+# DSDPG's defaults before 2026-12-08, which the fixtures and the pinned numbers were written with: the max-sliced
+# V-statistic loss, the cVAE's own reward, rewards scaled by the replay's std, the hybrid target's Jacobian at the
+# standardised noise and the actor's mean over fresh draws per row.
+OLD_DEFAULTS: dict = dict(
+    loss="msmmd",
+    unbiased_mmd=False,
+    reward_fn=None,
+    reward_scale="auto",
+    hybrid_latent="standard",
+    actor_mean="per_row",
+)
+
 # The critic variants, each a setting of the switches that changes what one critic step computes.
 CRITIC_VARIANTS: dict[str, dict] = {
     "dsdpg": dict(),
@@ -279,7 +295,7 @@ def critic_step_values(name: str) -> dict[str, float]:
     from stable_baselines3.common import policies as sb3_policies
     from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
-    kwargs = dict(CRITIC_VARIANTS[name])
+    kwargs = {**OLD_DEFAULTS, **CRITIC_VARIANTS[name]}  # the fixtures predate the new defaults
     architecture = kwargs.pop("architecture", "factorized")
     if kwargs.get("sobolev", True):  # the fixtures predate the hybrid target: the world model's returns
         kwargs.setdefault("target_returns", "model")

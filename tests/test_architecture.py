@@ -30,7 +30,17 @@ ALGORITHM = frozenset(
         PACKAGE,
         *(
             f"{PACKAGE}.{name}"
-            for name in ("dsdpg", "policies", "targets", "tangents", "losses", "sliced_search", "updates", "world_models")
+            for name in (
+                "dsdpg",
+                "policies",
+                "targets",
+                "tangents",
+                "losses",
+                "sliced_search",
+                "compiled_mmd",
+                "updates",
+                "world_models",
+            )
         ),
     }
 )

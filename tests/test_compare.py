@@ -311,7 +311,7 @@ def test_cpu_small_suite_matched_values() -> None:
     for run in runs:
         values = given(run)
         assert shared_of(values) == shared, run.name
-        if run.algo == "tqc":
+        if run.algo in ("tqc", "sac"):  # stochastic actors: no action noise
             assert "noise_type" not in values
         else:
             assert (values["noise_type"], values["noise_std"]) == ("normal", 0.1)
@@ -494,7 +494,23 @@ def test_paired_report_from_fake_runs(tmp_path: Path) -> None:
 # DSDPG variants, env kwargs and the variant suites (no training)
 # ----------------------------------------------------------------------------------------------------------------------
 
-VARIANTS = {"dsdpg-mmd": ("loss:'mmd'",), "mage": ("distributional:False",), "dsdpg-returns": ("sobolev:False",)}
+OLD_DEFAULTS = (
+    "loss:'msmmd'",
+    "unbiased_mmd:False",
+    "reward_fn:None",
+    "hybrid_latent:'standard'",
+    "actor_mean:'per_row'",
+    "reward_scale:'auto'",
+)
+VARIANTS = {
+    "dsdpg-mmd": ("loss:'mmd'",),
+    "dsdpg-msmmd": ("loss:'msmmd'",),
+    "mage": ("distributional:False",),
+    "dsdpg-returns": ("sobolev:False",),
+    "dsdpg-known-reward": ("reward_fn:'known'",),
+    "dsdpg-gw0": ("gradient_weight:0.0",),
+    "dsdpg-2026-12-07": OLD_DEFAULTS,
+}
 POINT_MASS_4 = "sb3_dsdpg/PointMassBonus-v0:n_bonus=4"
 IDP_DYN = "sb3_dsdpg/InvertedDoublePendulum-DynNoise-v5"
 IDP_OBS = "sb3_dsdpg/InvertedDoublePendulum-ObsNoise-v5"
@@ -531,6 +547,16 @@ def test_variant_runs_dsdpg_with_its_params_last() -> None:
 
         zoo.check_hyperparams("dsdpg", resolved, "test")
     assert given_all(table["dsdpg-mmd"])["loss"] == "mmd"
+    assert given_all(table["dsdpg-msmmd"])["loss"] == "msmmd"
+    old = given_all(table["dsdpg-2026-12-07"])  # the defaults before 2026-12-08
+    assert {key: old[key] for key in ("loss", "unbiased_mmd", "reward_fn", "hybrid_latent", "actor_mean", "reward_scale")} == {
+        "loss": "msmmd",
+        "unbiased_mmd": False,
+        "reward_fn": None,
+        "hybrid_latent": "standard",
+        "actor_mean": "per_row",
+        "reward_scale": "auto",
+    }
     assert given_all(table["mage"])["distributional"] is False
     assert given_all(table["dsdpg-returns"])["sobolev"] is False
     assert dsdpg.zoo_params == dsdpg.params and dsdpg.command(out)[dsdpg.command(out).index("--algo") + 1] == "dsdpg"
@@ -590,11 +616,13 @@ def test_unknown_algorithm_or_variant_names_the_known_ones(tmp_path: Path, capsy
         build("--envs", "Pendulum-v1", "-n", "100", "--algos", "dsdpg", "magee")
     message = str(error.value)
     assert "unknown algorithm 'magee'" in message
-    assert "td3" in message and "tqc" in message and "a DSDPG variant: dsdpg-mmd, mage, dsdpg-returns" in message
+    assert "td3" in message and "tqc" in message
+    variants = "dsdpg-mmd, dsdpg-msmmd, mage, dsdpg-returns, dsdpg-known-reward, dsdpg-gw0, dsdpg-2026-12-07"
+    assert f"a DSDPG variant: {variants}" in message
     with pytest.raises(SystemExit) as exit_info:
-        sweep_module.main(["--envs", "Pendulum-v1", "-n", "100", "--algos", "dsdpg-msmmd", "--out", str(tmp_path / "out")])
+        sweep_module.main(["--envs", "Pendulum-v1", "-n", "100", "--algos", "dsdpg-sliced", "--out", str(tmp_path / "out")])
     assert exit_info.value.code == 2
-    assert "unknown algorithm 'dsdpg-msmmd'" in capsys.readouterr().err
+    assert "unknown algorithm 'dsdpg-sliced'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
@@ -663,7 +691,7 @@ def check_variant_suite(name: str, algos: tuple[str, ...], n_envs: int, seeds: t
     for run in runs:
         values = given(run)
         assert shared_of(values) == CPU_SMALL_SHARED, run.name
-        if run.algo == "tqc":
+        if run.algo in ("tqc", "sac"):  # stochastic actors: no action noise
             assert "noise_type" not in values
         else:
             assert (values["noise_type"], values["noise_std"]) == ("normal", 0.1), run.name
@@ -733,7 +761,7 @@ def test_toy_bonus_sweep_suite() -> None:
         ("sb3_dsdpg/PointMassRevealedBonus-v0", (("n_bonus", n),), 10_000) for n in (1, 2, 4, 8)
     ]
     assert (suite.eval_freq, suite.eval_episodes) == (2000, 20)
-    algos = ("dsdpg", "dsdpg-mmd", "mage", "dsdpg-returns", "td3", "tqc")
+    algos = ("dsdpg", "dsdpg-msmmd", "mage", "dsdpg-returns", "td3", "tqc", "sac")
     runs = check_variant_suite("toy-bonus-sweep", algos, 4, (0, 1, 2, 3, 4), 10_000)
     assert {run.eval_freq for run in runs} == {2000} and {run.eval_episodes for run in runs} == {20}
     if "sb3_dsdpg/PointMassRevealedBonus-v0" in gym.registry:  # made only once the env is there

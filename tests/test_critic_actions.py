@@ -50,6 +50,7 @@ def test_policy_actions_train_the_critic_only():
     model = float64_model("Pendulum-v1", "factorized", critic_actions="policy")
     model.policy.float()
     model.world_model.float()
+    model.reward_model.float()
     data = _data(model)
     loss = model._critic_loss(ReplayBufferSamples(*[t.float() for t in data[:5]]), 0.9)[0]
     loss.backward()

@@ -54,9 +54,11 @@ def test_the_variant_is_picked_at_setup_and_again_at_load(tmp_path, kwargs, expe
     assert [getattr(loaded, name) for name in VARIANT_ATTRIBUTES] == [getattr(loaded, name) for name in expected]
 
 
-# The train/ keys each variant logs over 20 updates (learning_starts=80, warm-up included): those of the code before.
-COMMON_KEYS = {"actor_loss", "critic_loss", "learning_rate", "n_updates", "return_mean", "reward_scale"}
-WORLD_MODEL_KEYS = {"world_model_loss", "world_model_warmup_loss", "model_target_gap", "grad_norm_mean"}
+# The train/ keys each variant logs over 20 updates (learning_starts=80, warm-up included): those of the code before,
+# with the learned reward's loss wherever there is a world model (reward_fn="auto"), and the reward scale only where it
+# is found from the replay (reward_scale="auto"; the default 1.0 is not logged).
+COMMON_KEYS = {"actor_loss", "critic_loss", "learning_rate", "n_updates", "return_mean"}
+WORLD_MODEL_KEYS = {"world_model_loss", "world_model_warmup_loss", "model_target_gap", "grad_norm_mean", "reward_model_loss"}
 CVAE_KEYS = {"world_model_kl", "world_model_recon"}
 
 
@@ -64,8 +66,11 @@ CVAE_KEYS = {"world_model_kl", "world_model_recon"}
     "kwargs, keys",
     [
         (dict(), COMMON_KEYS | WORLD_MODEL_KEYS | CVAE_KEYS),
+        (dict(reward_scale="auto"), COMMON_KEYS | WORLD_MODEL_KEYS | CVAE_KEYS | {"reward_scale"}),
+        (dict(reward_fn=None), COMMON_KEYS | (WORLD_MODEL_KEYS - {"reward_model_loss"}) | CVAE_KEYS),
         (dict(distributional=False), COMMON_KEYS | WORLD_MODEL_KEYS | CVAE_KEYS),
         (dict(sobolev=False), COMMON_KEYS),
+        (dict(sobolev=False, reward_scale="auto"), COMMON_KEYS | {"reward_scale"}),
         (dict(sobolev_inputs="state_action"), COMMON_KEYS | WORLD_MODEL_KEYS | CVAE_KEYS | {"state_grad_norm_mean"}),
         (
             dict(world_model="realnvp", world_model_kwargs=dict(hidden_arch=[8], n_couplings=2)),

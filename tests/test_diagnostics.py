@@ -82,6 +82,7 @@ def test_model_target_gradients_match_forward_mode(monkeypatch):
     model = small_dsdpg("Pendulum-v1", seed=0)
     model.policy.double()
     model.world_model.double()
+    model.reward_model.double()
     states = np.random.default_rng(0).uniform(-1, 1, (3, 3))
     actions = np.array([[0.3], [-0.5], [0.8]])
     n = 5

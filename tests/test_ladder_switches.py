@@ -25,6 +25,7 @@ from torch import nn
 from sb3_dsdpg import DSDPG
 from sb3_dsdpg.envs import known_reward_fn, pendulum_reward
 from sb3_dsdpg.targets import discount_not_done, flatten_obs, sobolev_td_targets, unflatten_obs
+from sb3_dsdpg.world_models import CVAEWorldModel
 
 GAMMA = 0.5
 
@@ -133,17 +134,39 @@ def test_hybrid_return_part_is_the_return_only_target():
     assert not th.allclose(y, y_model, atol=1e-3)
 
 
-def _straight_through_target(model, data, draws, reward_fn=None):
-    """The model's one-step target of the action, moved onto the real outcome: real values, the model's derivative."""
+def _straight_through_target(model, data, draws, reward_fn=None, hold_latent=False):
+    """
+    The model's one-step target of the action, moved onto the real outcome: real values, the model's derivative.
+    ``hold_latent``: the cVAE's latent ``eps = mu_p + sigma_p * noise`` at the replay's action is held while the action
+    moves (the standard noise that gives it is found again at every action); else the standard noise is held.
+    """
     model_noise, smoothing, xi = draws
     space, batch = model.observation_space, data.actions.shape[0]
     flat_obs = flatten_obs(space, data.observations, th.float64)
     real_next, real_rewards = flatten_obs(space, data.next_observations, th.float64), data.rewards.reshape(-1, 1)
     discount = discount_not_done(GAMMA, data.dones, th.float64)
     n_draws = model_noise.shape[1]
+    world_model = model.world_model
+
+    def prior(actions):  # mu_p and sigma_p (B, 1, L) of the cVAE at (s, a)
+        mean, log_std = world_model._gaussian(world_model.prior, world_model._condition(flat_obs, actions))
+        return mean.unsqueeze(1), log_std.exp().unsqueeze(1)
+
+    if hold_latent and isinstance(world_model, CVAEWorldModel):  # a flow has no prior: nothing to hold
+        with th.no_grad():
+            mean, std = prior(data.actions)
+            latent = mean + std * model_noise
+
+        def noise_at(actions):
+            mean, std = prior(actions)
+            return (latent - mean) / std
+    else:
+
+        def noise_at(actions):
+            return model_noise
 
     def outcome(actions):
-        next_obs, rewards = model.world_model.sample(flat_obs, actions, n_draws, noise=model_noise)
+        next_obs, rewards = world_model.sample(flat_obs, actions, n_draws, noise=noise_at(actions))
         if reward_fn is not None:
             rewards = reward_fn(flat_obs.unsqueeze(1), actions.unsqueeze(1), next_obs).expand(-1, n_draws)
         return next_obs, rewards
@@ -165,11 +188,18 @@ def _straight_through_target(model, data, draws, reward_fn=None):
 
 @pytest.mark.usefixtures("float64_observations")
 @pytest.mark.parametrize("world_model", ["cvae", "realnvp"])
-@pytest.mark.parametrize("with_reward_fn", [False, True])
+@pytest.mark.parametrize("reward_fn", [None, "known", "learned"])
+@pytest.mark.parametrize("hybrid_latent", ["fixed", "standard"])
 @pytest.mark.parametrize("vmap_fallback", [False, True])
-def test_hybrid_gradient_part_by_finite_differences(monkeypatch, world_model, with_reward_fn, vmap_fallback):
-    reward_fn = pendulum_reward if with_reward_fn else None
-    model = float64_model("Pendulum-v1", "factorized", world_model, target_returns="real", reward_fn=reward_fn)
+def test_hybrid_gradient_part_by_finite_differences(monkeypatch, world_model, reward_fn, hybrid_latent, vmap_fallback):
+    """The hybrid target's gradient part: the FD derivative of the model's target (its own reward, a known reward or
+    the learned one; at the held latent or at the held standard noise) moved onto the real outcome."""
+    reward_fn = pendulum_reward if reward_fn == "known" else reward_fn
+    model = float64_model(
+        "Pendulum-v1", "factorized", world_model, target_returns="real", reward_fn=reward_fn, hybrid_latent=hybrid_latent
+    )
+    assert model.target_options.hold_latent == (hybrid_latent == "fixed")
+    assert (model.reward_model is not None) == (reward_fn == "learned")
     model.reward_scale = 2.0  # the known reward enters in the critic's units
     if vmap_fallback:
         import sb3_dsdpg.targets as targets
@@ -192,8 +222,10 @@ def test_hybrid_gradient_part_by_finite_differences(monkeypatch, world_model, wi
     noise = model.world_model.posterior_noise(flat_obs, data.actions, data.next_observations, data.rewards, 2)
     smoothing = options.smoothing_noise(data.actions.shape[0] * 2, data.actions)
     xi = options.critic_noise(model.critic_target, data.actions.shape[0] * 2, options.per_draw, th.float64)
-    scaled = None if reward_fn is None else model._scaled_reward_fn
-    target = _straight_through_target(model, data, (noise, smoothing, xi), scaled)
+    # The model's reward (in the critic's units) and latent setting, as the code path takes them (hybrid: real outcome).
+    scaled, hold_latent = options.reward_fn, options.hold_latent
+    assert (scaled is None) == (reward_fn is None)
+    target = _straight_through_target(model, data, (noise, smoothing, xi), scaled, hold_latent)
     with th.no_grad():
         assert th.allclose(y, target(data.actions), atol=1e-10)
         expected = fd_jacobian(target, data.actions)
@@ -359,7 +391,7 @@ def test_reward_fn_gives_the_reward_part_of_the_target():
         (dict(target_returns="both"), "target_returns must be one of"),
         (dict(target_returns="real", critic_actions="policy"), "critic_actions='policy' needs target_returns='model'"),
         (dict(sobolev=False, reward_fn=pendulum_reward), "reward_fn replaces the world model's reward"),
-        (dict(reward_fn="pendulum"), "reward_fn must be None, 'known' or a callable"),
+        (dict(reward_fn="pendulum"), "reward_fn must be 'auto', 'learned', 'known', None or a callable"),
         (dict(gradient_weight=-1.0), "gradient_weight must be a float >= 0"),
         (dict(sobolev=False, critic_actions="policy", target_returns="real"), "needs target_returns='model'"),
     ],
@@ -383,9 +415,12 @@ def test_auto_settings_follow_the_switches(tmp_path, kwargs, targets, critic_act
     model = DSDPG("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(net_arch=[8]), device="cpu", **kwargs)
     assert model._critic_targets == getattr(model, targets)
     assert model.critic_actions == critic_actions and (model.world_model is not None) == world_model
+    # reward_fn="auto": the learned reward wherever a world model is
+    assert model.reward_fn == ("learned" if world_model else None) and (model.reward_model is not None) == world_model
     model.save(tmp_path / "model.zip")
     loaded = DSDPG.load(tmp_path / "model.zip", device="cpu")
     assert loaded._critic_targets == getattr(loaded, targets) and loaded.target_returns == model.target_returns
+    assert loaded.reward_fn == model.reward_fn and (loaded.reward_model is not None) == world_model
 
 
 @pytest.mark.usefixtures("float64_observations")

@@ -362,3 +362,38 @@ def test_unknown_kernel_names_the_argument():
     for call in (lambda: check_kernel("laplace", 1.0), lambda: DSDPG("MlpPolicy", "Pendulum-v1", kernel="laplace")):
         with pytest.raises(ValueError, match=r"Unknown kernel 'laplace': kernel must be one of"):
             call()
+
+
+@pytest.mark.parametrize("unbiased", [False, True])
+@pytest.mark.parametrize(("n", "m", "dim"), [(10, 18, 2), (1, 5, 3), (4, 1, 1), (3, 3, 4)])
+def test_compiled_mmd_matches_the_torch_mmd(unbiased, n, m, dim):
+    """The compiled pass (sb3_dsdpg.compiled_mmd) gives the torch path's value and gradients, V and U statistics."""
+    pytest.importorskip("numba")
+    gen = th.Generator().manual_seed(n * 100 + m)
+    x = th.randn(6, n, dim, dtype=th.float64, generator=gen).requires_grad_(True)
+    y = th.randn(6, m, dim, dtype=th.float64, generator=gen).requires_grad_(True)
+    weights = th.arange(1.0, 7.0, dtype=th.float64)
+    values, grads = [], []
+    for backend in ("compiled", "torch"):
+        value = mmd2(x, y, "multiquadric", 3.0, unbiased, backend=backend)
+        values.append(value)
+        grads.append(th.autograd.grad((value * weights).sum(), (x, y)))
+    assert th.allclose(values[0], values[1], atol=1e-12, rtol=0)
+    for compiled, reference in zip(grads[0], grads[1], strict=True):
+        assert th.allclose(compiled, reference, atol=1e-12, rtol=0)
+    # float32 samples: the same to float32 round-off, float32 out.
+    value32 = mmd2(x.float(), y.float(), "multiquadric", 3.0, unbiased, backend="compiled")
+    assert value32.dtype == th.float32 and th.allclose(value32.double(), values[1], rtol=1e-4, atol=1e-4)
+
+
+def test_mmd_backend_is_checked_and_the_torch_path_runs_without_numba(monkeypatch):
+    x, y = th.randn(2, 3, 2), th.randn(2, 4, 2)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        mmd2(x, y, backend="fast")
+    with pytest.raises(ValueError, match="backend='compiled' needs numba"):
+        mmd2(x, y, "gaussian", 1.0, backend="compiled")
+    from sb3_dsdpg import sliced_search
+
+    expected = mmd2(x, y, backend="torch")
+    monkeypatch.setattr(sliced_search, "numba", None)
+    assert th.allclose(mmd2(x, y), expected)

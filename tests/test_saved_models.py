@@ -27,6 +27,9 @@ def _saved_state_dicts() -> dict[str, dict[str, th.Tensor]]:
 def test_old_zip_loads_and_predicts_the_same_actions():
     model = DSDPG.load(ZIP, device="cpu")
     assert model.world_model is not None
+    # Saved before the learned reward, the U-statistic, the held latent and the exact actor mean: what it did then.
+    assert model.reward_fn is None and model.reward_model is None
+    assert (model.unbiased_mmd, model.hybrid_latent, model.actor_mean) == (False, "standard", "per_row")
     saved = _saved_state_dicts()
     for name, module in (("policy", model.policy), ("world_model", model.world_model)):
         state = module.state_dict()

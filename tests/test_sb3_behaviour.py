@@ -26,6 +26,7 @@ LOGGED = (
     "world_model_loss",
     "world_model_kl",
     "world_model_recon",
+    "reward_model_loss",
     "return_mean",
     "grad_norm_mean",
     "n_updates",
@@ -53,16 +54,17 @@ def test_save_load_restores_everything(tmp_path):
     obs = np.stack([model.observation_space.sample() for _ in range(10)])
     actions_before = model.predict(obs, deterministic=True)[0]
     params_before = model.get_parameters()
-    assert {"policy", "actor.optimizer", "critic.optimizer", "world_model", "world_model.optimizer"} <= params_before.keys()
+    saved = {"policy", "actor.optimizer", "critic.optimizer", "world_model", "world_model.optimizer"}
+    assert saved | {"reward_model", "reward_model.optimizer"} <= params_before.keys()  # the learned reward (default)
     model.save(tmp_path / "model.zip")
 
     loaded = DSDPG.load(tmp_path / "model.zip", env=gym.make("Pendulum-v1"))
     assert np.array_equal(actions_before, loaded.predict(obs, deterministic=True)[0])
     params_after = loaded.get_parameters()
     assert params_before.keys() == params_after.keys()
-    for key in ("policy", "world_model"):
+    for key in ("policy", "world_model", "reward_model"):
         assert _state_equal(params_before[key], params_after[key]), key
-    for name in ("actor", "critic", "world_model"):
+    for name in ("actor", "critic", "world_model", "reward_model"):
         assert _optimizer_states_equal(getattr(model, name).optimizer, getattr(loaded, name).optimizer), name
     # The world model's running normalisation statistics are part of its state.
     assert th.equal(model.world_model.obs_normalizer.mean, loaded.world_model.obs_normalizer.mean)
@@ -70,6 +72,8 @@ def test_save_load_restores_everything(tmp_path):
     # Every hyperparameter survives.
     for attr in ("n_samples", "n_target_model_draws", "loss", "kernel_bandwidth", "top_samples_to_drop_per_critic", "sobolev"):
         assert getattr(loaded, attr) == getattr(model, attr)
+    for attr in ("unbiased_mmd", "reward_fn", "reward_scale", "hybrid_latent", "actor_mean"):
+        assert getattr(loaded, attr) == getattr(model, attr), attr
     assert loaded.critic.architecture == model.critic.architecture == "factorized"
     # And it keeps training.
     loaded.learn(60, reset_num_timesteps=False)
@@ -83,6 +87,7 @@ def test_set_parameters_roundtrip():
     b.set_parameters(a.get_parameters())
     assert np.array_equal(a.predict(obs, deterministic=True)[0], b.predict(obs, deterministic=True)[0])
     assert _state_equal(a.world_model.state_dict(), b.world_model.state_dict())
+    assert _state_equal(a.reward_model.state_dict(), b.reward_model.state_dict())
 
 
 def test_replay_buffer_save_load(tmp_path):
@@ -272,6 +277,8 @@ class NanReward(gym.Wrapper):
     [
         (dict(), "world-model loss.*at world-model warm-up step 1"),
         (dict(world_model_warmup_steps=0), "world-model loss.*at update 1"),
+        # The learned reward (the default), with the world model left alone so that its loss is checked first.
+        (dict(world_model_warmup_steps=0, world_model_gradient_steps=0), "reward-model loss.*at update 1"),
         (dict(sobolev=False), "critic loss.*at update 1"),
     ],
 )

@@ -39,20 +39,20 @@ def _trained_actor(factor: float, steps: int = 400, **kwargs) -> tuple[DSDPG, th
 
 
 def test_rewards_times_100_leave_a_short_run_unchanged():
-    """With the default units (reward_scale='auto', normalize_samples=True) the actor learns the same thing."""
-    base, actions = _trained_actor(1.0)
-    scaled, actions_scaled = _trained_actor(100.0)
+    """With the units (reward_scale='auto', normalize_samples=True) the actor learns the same thing."""
+    base, actions = _trained_actor(1.0, reward_scale="auto")
+    scaled, actions_scaled = _trained_actor(100.0, reward_scale="auto")
     assert scaled.reward_scale == pytest.approx(100 * base.reward_scale, rel=1e-5)
     assert base._n_updates == scaled._n_updates > 100
     # The actor moved (so the comparison is not between two untrained actors) ...
-    untrained = DSDPG("MlpPolicy", "Pendulum-v1", seed=3, **SMALL)
+    untrained = DSDPG("MlpPolicy", "Pendulum-v1", seed=3, reward_scale="auto", **SMALL)
     obs = th.as_tensor(np.random.default_rng(0).uniform(-1, 1, (64, 3)), dtype=th.float32)
     with th.no_grad():
         assert (untrained.actor(obs) - actions).abs().max() > 0.05
     # ... and both runs moved it to the same place, within float32 rounding (300 updates: measured 0.002, as far as
     # rewards multiplied by 1 + 1e-6 move it; without the units: 0.9, see the next test).
     assert (actions - actions_scaled).abs().max() < 1e-2
-    for key in ("train/critic_loss", "train/world_model_loss"):
+    for key in ("train/critic_loss", "train/world_model_loss", "train/reward_model_loss"):
         assert scaled.logger.name_to_value[key] == pytest.approx(base.logger.name_to_value[key], rel=1e-2, abs=1e-4)
 
 
@@ -65,7 +65,7 @@ def test_without_the_units_rewards_times_100_change_the_run():
 
 
 def test_auto_reward_scale_is_the_replay_rewards_std():
-    model = DSDPG("MlpPolicy", "Pendulum-v1", seed=0, **SMALL)
+    model = DSDPG("MlpPolicy", "Pendulum-v1", seed=0, reward_scale="auto", **SMALL)
     model.learn(101)  # learning_starts=100: one update, after 100 stored transitions (101 at the first update)
     buffer = model.replay_buffer
     assert model.reward_scale == pytest.approx(float(np.std(buffer.rewards[: buffer.pos])), rel=1e-6)
@@ -78,12 +78,17 @@ def test_constant_rewards_give_scale_one_and_a_given_scale_is_kept():
             obs, _, terminated, truncated, info = self.env.step(action)
             return obs, 0.0, terminated, truncated, info
 
-    model = DSDPG("MlpPolicy", Zero(gym.make("Pendulum-v1")), seed=0, **SMALL)
+    model = DSDPG("MlpPolicy", Zero(gym.make("Pendulum-v1")), seed=0, reward_scale="auto", **SMALL)
     model.learn(110)
     assert model.reward_scale == 1.0
     model = DSDPG("MlpPolicy", "Pendulum-v1", seed=0, **{**SMALL, "reward_scale": 7.5})
     model.learn(110)
     assert model.reward_scale == 7.5
+    # The default, 1.0: the env's units, kept (and not logged: nothing was found from the replay).
+    model = DSDPG("MlpPolicy", "Pendulum-v1", seed=0, **SMALL)
+    assert model.reward_scale == 1.0
+    model.learn(110)
+    assert model.reward_scale == 1.0 and "train/reward_scale" not in model.logger.name_to_value
 
 
 @pytest.mark.parametrize(
@@ -152,7 +157,7 @@ def test_world_model_warmup_runs_before_the_first_update_only(warmup, expected):
 
 
 def test_units_survive_save_and_load(tmp_path):
-    model = DSDPG("MlpPolicy", "Pendulum-v1", seed=0, **SMALL)
+    model = DSDPG("MlpPolicy", "Pendulum-v1", seed=0, reward_scale="auto", **SMALL)
     model.learn(120)
     model.save(tmp_path / "model.zip")
     loaded = DSDPG.load(tmp_path / "model.zip")
@@ -165,10 +170,13 @@ def test_a_zip_of_an_older_version_keeps_its_units(tmp_path):
     """A zip without the new arguments trained with replay actions, raw rewards and raw kernel units, and keeps them."""
     model = DSDPG("MlpPolicy", "Pendulum-v1", seed=0, **SMALL)
     model.save(tmp_path / "new.zip")
+    # An older version had no reward model: its zip holds no reward-model parameters.
+    DSDPG("MlpPolicy", "Pendulum-v1", seed=0, reward_fn=None, **SMALL).save(tmp_path / "older.zip")
+    new_keys = ("critic_actions", "reward_scale", "normalize_samples", "world_model_warmup_steps", "target_returns")
     zip_without(
-        tmp_path / "new.zip",
+        tmp_path / "older.zip",
         tmp_path / "old.zip",
-        ("critic_actions", "reward_scale", "normalize_samples", "world_model_warmup_steps", "target_returns", "reward_fn"),
+        (*new_keys, "reward_fn", "unbiased_mmd", "hybrid_latent", "actor_mean"),
     )
     old = DSDPG.load(tmp_path / "old.zip")
     assert (old.critic_actions, old.reward_scale, old.normalize_samples, old.world_model_warmup_steps) == (
@@ -177,10 +185,18 @@ def test_a_zip_of_an_older_version_keeps_its_units(tmp_path):
         False,
         0,
     )
+    # ... the world model's reward, the V-statistic, the standardised noise held and the actor's per-row mean ...
+    assert (old.reward_fn, old.unbiased_mmd, old.hybrid_latent, old.actor_mean) == (None, False, "standard", "per_row")
+    assert old.target_options.reward_fn is None and not old.target_options.hold_latent
     # ... with the world model's returns, SiLU networks (then the default), and the targets bound to match.
     assert old.target_returns == "model" and old._critic_targets == old._sobolev_targets
     assert isinstance(old.actor.mu[1], th.nn.SiLU)
     new = DSDPG.load(tmp_path / "new.zip")
     new_settings = (new.critic_actions, new.reward_scale, new.normalize_samples, new.target_returns)
-    assert new_settings == ("replay", "auto", True, "real")
+    assert new_settings == ("replay", 1.0, True, "real")
+    # ... and a zip with them keeps the values it was saved with (the learned reward wherever a world model is).
+    assert new.reward_fn == "learned" and new.target_options.reward_fn is not None
+    for attr in ("loss", "unbiased_mmd", "hybrid_latent", "actor_mean"):
+        assert getattr(new, attr) == getattr(model, attr), attr
+    assert new.target_options.hold_latent == model.target_options.hold_latent
     assert isinstance(new.actor.mu[1], th.nn.ReLU) and new._critic_targets == new._hybrid_targets

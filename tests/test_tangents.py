@@ -58,9 +58,18 @@ def _jvp_along(fn, x: th.Tensor, basis: th.Tensor) -> tuple[th.Tensor, th.Tensor
     return value, tangents.movedim(0, -1)
 
 
-def _hand(model, flat_obs, actions, tangent_obs, tangent_act, draws):
+def _hand(model, flat_obs, actions, tangent_obs, tangent_act, draws, reward_fn=None, hold_latent=False):
     r, dr, z, dz = target_with_tangents(
-        model.world_model, model.actor_target, model.critic_target, flat_obs, actions, tangent_obs, tangent_act, *draws
+        model.world_model,
+        model.actor_target,
+        model.critic_target,
+        flat_obs,
+        actions,
+        tangent_obs,
+        tangent_act,
+        *draws,
+        reward_fn=reward_fn,
+        hold_latent=hold_latent,
     )
     n_critics, per_draw = model.critic_target.n_critics, draws[2].shape[2]
     batch = flat_obs.shape[0]
@@ -76,8 +85,8 @@ CASES = [
 ]
 
 
-def _setup(env_id, architecture, world_model, share_noise: bool = True):
-    model = float64_model(env_id, architecture, world_model)
+def _setup(env_id, architecture, world_model, share_noise: bool = True, **kwargs):
+    model = float64_model(env_id, architecture, world_model, **kwargs)
     model.critic_target.share_noise = share_noise  # False: critic noise (B * M, K, P, d), one draw set per row
     with th.no_grad():  # exercise the clip of the target action and of the prior's log-std, not only their insides
         model.actor_target.mu[-2].bias.add_(0.8)
@@ -155,16 +164,18 @@ def test_clip_zeroes_tangents_where_active():
     assert th.allclose(_in_sample_order(dr, dz, 5, 2, draws[2].shape[2]), g_ref, atol=1e-10, rtol=0)
 
 
+@pytest.mark.parametrize("reward_fn", ["learned", None])
 @pytest.mark.parametrize("n_directions", [None, 1, 2])
 @pytest.mark.parametrize("sobolev_inputs", ["action", "state_action"])
 @pytest.mark.parametrize("env_id, architecture, world_model", [CASES[0], CASES[1], CASES[4]])
-def test_reproduces_sobolev_td_targets(env_id, architecture, world_model, sobolev_inputs, n_directions):
+def test_reproduces_sobolev_td_targets(env_id, architecture, world_model, sobolev_inputs, n_directions, reward_fn):
     """
     The hand-written path reproduces sobolev_td_targets itself: with its ``directions`` (vmap(jvp) along them), and
-    without (the identity basis: vmap(jvp) over the action, or the chain rule of the state_action target).
-    Assumes its draw order: model noise, smoothing, critic noise.
+    without (the identity basis: vmap(jvp) over the action, or the chain rule of the state_action target); with the
+    learned reward (the default) and with the world model's own. Assumes its draw order: model noise, smoothing,
+    critic noise.
     """
-    model, flat_obs, actions = _setup(env_id, architecture, world_model)
+    model, flat_obs, actions = _setup(env_id, architecture, world_model, reward_fn=reward_fn)
     batch, obs_dim = flat_obs.shape
     action_dim = actions.shape[1]
     dim = action_dim if sobolev_inputs == "action" else obs_dim + action_dim
@@ -183,7 +194,11 @@ def test_reproduces_sobolev_td_targets(env_id, architecture, world_model, sobole
         tangent_obs, tangent_act = None, tangents
     else:
         tangent_obs, tangent_act = tangents[..., :obs_dim], tangents[..., obs_dim:]
-    y, g = _hand(model, flat_obs, actions, tangent_obs, tangent_act, (model_noise, smoothing, xi))
+    # The model's reward as sobolev_td_targets takes it (the learned one by default); the target is all-model (no real
+    # outcome), so the latent is not held whatever hybrid_latent says (it is the hybrid target's).
+    assert (model.target_options.reward_fn is None) == (reward_fn is None)
+    draws = (model_noise, smoothing, xi)
+    y, g = _hand(model, flat_obs, actions, tangent_obs, tangent_act, draws, model.target_options.reward_fn, False)
     assert g.shape == g_ref.shape
     assert (y - y_ref).abs().max() < 1e-10
     assert (g - g_ref).abs().max() < 1e-10

@@ -11,6 +11,7 @@ from helpers import tiny_kwargs
 from stable_baselines3.common import utils as sb3_utils
 
 from sb3_dsdpg import DSDPG
+from sb3_dsdpg.dsdpg import ACTOR_MEAN_DRAWS
 from sb3_dsdpg.updates import default_adam_kwargs, polyak_update
 
 SMALL = tiny_kwargs(learning_starts=32, device="cpu")
@@ -91,13 +92,16 @@ def test_users_optimizer_kwargs_win():
     assert isinstance(sgd.critic.optimizer, th.optim.SGD)
 
 
+@pytest.mark.parametrize("actor_mean", ["exact", "per_row"])
 @pytest.mark.parametrize("architecture", ["factorized", "concat"])
-def test_actor_step_backpropagates_into_the_actor_only_with_the_full_backwards_gradient(architecture):
+def test_actor_step_backpropagates_into_the_actor_only_with_the_full_backwards_gradient(architecture, actor_mean):
     """
     The actor's step runs its backward into the actor's parameters only: the gradient equals a full backward's to the
-    bit, and the critic gets no gradient from the actor's loss (TD3's full backward fills it, for nothing).
+    bit, and the critic gets no gradient from the actor's loss (TD3's full backward fills it, for nothing). With
+    ``actor_mean="exact"`` the factorized critic's samples are those of ACTOR_MEAN_DRAWS draws shared by the batch.
     """
-    model = DSDPG("MlpPolicy", "Pendulum-v1", **{**SMALL, "policy_kwargs": {"critic_architecture": architecture}})
+    policy_kwargs = {"critic_architecture": architecture}
+    model = DSDPG("MlpPolicy", "Pendulum-v1", **{**SMALL, "policy_kwargs": policy_kwargs, "actor_mean": actor_mean})
     model.learn(48)
     data = model._sample_batch(16)
     model.critic.optimizer.zero_grad()
@@ -107,8 +111,17 @@ def test_actor_step_backpropagates_into_the_actor_only_with_the_full_backwards_g
     assert all(param.grad is None for param in model.critic.parameters())
     model.actor.optimizer.zero_grad()
     th.manual_seed(3)
-    noise = model.critic.sample_noise(16, model.n_samples)
-    loss = -model.critic(data.observations, model.actor(data.observations), noise).mean()
+    obs = data.observations
+    if actor_mean == "exact" and architecture == "factorized":
+        # The draws the actor step takes, shared by the rows; its objective, the mean of the noise features' mean, is
+        # the mean of forward()'s samples at those draws up to float round-off.
+        noise = th.randn(1, model.critic.n_critics, ACTOR_MEAN_DRAWS, model.critic.noise_dim)
+        loss = -model.critic.mean_over_samples(obs, model.actor(obs), noise).mean()
+        samples = model.critic(obs, model.actor(obs), noise.expand(16, -1, -1, -1))
+        assert th.allclose(-loss, samples.mean(), rtol=1e-5, atol=1e-6)
+    else:
+        noise = model.critic.sample_noise(16, model.n_samples)
+        loss = -model.critic(obs, model.actor(obs), noise).mean()
     loss.backward()  # the full backward, as TD3's
     actor_grads = [param.grad for param in model.actor.parameters()]
     assert all(grad is not None and grad.abs().sum() > 0 for grad in actor_grads)

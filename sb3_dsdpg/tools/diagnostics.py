@@ -41,6 +41,7 @@ from sb3_dsdpg import targets
 from sb3_dsdpg.dsdpg import DSDPG
 from sb3_dsdpg.envs.point_mass import PointMassBonusEnv, point_mass_step
 from sb3_dsdpg.envs.revealed_bonus import RevealedBonusPointMassEnv, revealed_bonus_step
+from sb3_dsdpg.losses import mmd2
 from sb3_dsdpg.targets import flatten_obs
 from sb3_dsdpg.tools.extras import needs
 
@@ -63,9 +64,30 @@ class StateDiagnostics:
     action: np.ndarray
     returns: dict[str, np.ndarray] = field(default_factory=dict)
     grads: dict[str, np.ndarray] = field(default_factory=dict)
+    reward_scale: float = 1.0  # the critic's and the model's units in env reward units (the reference's)
+
+    def distance_to_reference(self, name: str) -> float | None:
+        """
+        How far a source's joint samples ``(return, gradient)`` lie from the Monte-Carlo reference's, in env units:
+        the unbiased MMD^2 (multiquadric kernel, ``h = 100``) after dividing the return by the reference's standard
+        deviation and the gradient by the RMS of the reference's gradient standard deviations (0 for the same law,
+        about 100 times the energy distance). None without a reference.
+        """
+        if "reference" not in self.returns or name not in self.returns:
+            return None
+
+        def joint(source: str, scale: float) -> th.Tensor:
+            values = np.concatenate([self.returns[source][:, None], self.grads[source]], axis=1) * scale
+            return th.as_tensor(values, dtype=th.float64)
+
+        reference = joint("reference", 1.0)
+        std = reference.std(0)
+        units = th.cat([std[:1], std[1:].pow(2).mean().sqrt().expand(std.shape[0] - 1)]).clamp_min(1e-8)
+        own = joint(name, self.reward_scale)
+        return float(mmd2((own / units)[None], (reference / units)[None], unbiased=True)[0])
 
     def summary(self) -> dict[str, Any]:
-        """Means and standard deviations of each source's returns and gradients, JSON-ready."""
+        """Means and standard deviations of each source's returns and gradients, and distances to the reference; JSON."""
         out: dict[str, Any] = {"state": self.state.tolist(), "action": self.action.tolist()}
         for name in self.returns:
             out[name] = {
@@ -74,6 +96,9 @@ class StateDiagnostics:
                 "grad_mean": self.grads[name].mean(0).tolist(),
                 "grad_std": self.grads[name].std(0).tolist(),
             }
+            distance = self.distance_to_reference(name) if name != "reference" else None
+            if distance is not None:
+                out[name]["mmd2_to_reference"] = distance
         return out
 
 
@@ -387,7 +412,10 @@ def diagnose(
     with th.random.fork_rng(devices=[]):
         th.manual_seed(seed)
         actions, z, grad = critic_samples(model, states, n_samples)
-        out = [StateDiagnostics(states[b], actions[b], {"critic": z[b]}, {"critic": grad[b]}) for b in range(len(states))]
+        scale = float(model.reward_scale) if not isinstance(model.reward_scale, str) else 1.0
+        out = [
+            StateDiagnostics(states[b], actions[b], {"critic": z[b]}, {"critic": grad[b]}, scale) for b in range(len(states))
+        ]
         if model.world_model is not None:
             y, y_grad = model_target_samples(model, states, actions, n_samples)
             for b, diag in enumerate(out):
@@ -573,4 +601,9 @@ def main(argv: list[str] | None = None) -> list[StateDiagnostics]:
     with open(os.path.join(args.out, "diagnostics.json"), "w") as file:
         json.dump([d.summary() for d in diagnostics], file, indent=1)
     print(f"wrote {png} and diagnostics.json")
+    for diag in diagnostics:
+        distances = {name: diag.distance_to_reference(name) for name in ("critic", "model")}
+        shown = ", ".join(f"{name} {value:.3g}" for name, value in distances.items() if value is not None)
+        if shown:
+            print(f"state {np.round(diag.state, 3).tolist()}: MMD^2 to the Monte-Carlo reference: {shown}")
     return diagnostics

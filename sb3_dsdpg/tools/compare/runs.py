@@ -51,9 +51,27 @@ PROTOCOLS = ("matched", "zoo")
 # like it. Its -params come last on the command line, after the protocol's and the overrides (so they win), and are
 # part of the run's configuration. Values as the zoo's -params (Python literals: strings quoted, True/False).
 ALGO_VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "dsdpg-mmd": ("dsdpg", ("loss:'mmd'",)),  # plain MMD on the joint samples instead of max-sliced ("MMD Sobolev")
+    "dsdpg-mmd": ("dsdpg", ("loss:'mmd'",)),  # plain MMD on the joint samples (the default loss since 2026-12-08)
+    "dsdpg-msmmd": ("dsdpg", ("loss:'msmmd'",)),  # the paper's per-row max-sliced MMD (V-statistic)
     "mage": ("dsdpg", ("distributional:False",)),  # deterministic Sobolev critic, MAGE's loss (one Q per critic)
     "dsdpg-returns": ("dsdpg", ("sobolev:False",)),  # generative critic on returns only, no action gradients
+    # Ablations of the toy's located loss (docs/ablations.md): the task's known reward in the target's gradient part,
+    # and the gradient part out of the distance (the hybrid target's returns alone: the return-only critic's loss).
+    "dsdpg-known-reward": ("dsdpg", ("reward_fn:'known'",)),
+    "dsdpg-gw0": ("dsdpg", ("gradient_weight:0.0",)),
+    # The defaults before 2026-12-08, for paired comparisons: max-sliced V-statistic loss, the cVAE's reward, the
+    # standardised noise held in the hybrid Jacobian, the actor's mean over 10 draws per row, reward_scale "auto".
+    "dsdpg-2026-12-07": (
+        "dsdpg",
+        (
+            "loss:'msmmd'",
+            "unbiased_mmd:False",
+            "reward_fn:None",
+            "hybrid_latent:'standard'",
+            "actor_mean:'per_row'",
+            "reward_scale:'auto'",
+        ),
+    ),
 }
 
 # The hyperparameters every algorithm of an env gets alike under the matched protocol. ``net_arch`` lives inside
@@ -278,9 +296,10 @@ SUITES: dict[str, Suite] = {
         description="InvertedDoublePendulum-v5, its DynNoise at sigma 0.1 and 0.2 and its ObsNoise at U(0.8, 1.2) and "
         "U(0.6, 1.4), 6000 steps, seeds 0-2, dsdpg, mage, dsdpg-returns, td3, tqc; " + SMALL_DESCRIPTION,
     ),
-    # The point mass's hidden bonus as its law gets more modes (n_bonus 1, 2, 4, 8), with every DSDPG variant; the
-    # cpu-small settings; 4 envs x 6 algorithms x 5 seeds = 120 runs of 10000 steps. No zoo entry names this ID: DSDPG
-    # and TD3/TQC get the default entries of dsdpg.yml and rl-zoo3's td3.yml/tqc.yml under the shared values.
+    # The point mass's hidden bonus as its law gets more modes (n_bonus 1, 2, 4, 8), with DSDPG's variants and SAC as a
+    # reference; the cpu-small settings; 4 envs x 7 algorithms x 5 seeds = 140 runs of 10000 steps. No zoo entry names
+    # this ID: DSDPG and TD3/TQC get the default entries of dsdpg.yml and rl-zoo3's td3.yml/tqc.yml under the shared
+    # values.
     "toy-bonus-sweep": Suite(
         envs=tuple(EnvSpec("sb3_dsdpg/PointMassRevealedBonus-v0", (("n_bonus", n),), timesteps=10_000) for n in (1, 2, 4, 8)),
         seeds=(0, 1, 2, 3, 4),
@@ -290,9 +309,9 @@ SUITES: dict[str, Suite] = {
         algo_params=SWEEP_ALGO_PARAMS,
         protocol="matched",
         shared=SMALL_SHARED,
-        algos=("dsdpg", "dsdpg-mmd", "mage", "dsdpg-returns", "td3", "tqc"),
-        description="sb3_dsdpg/PointMassRevealedBonus-v0 with n_bonus 1, 2, 4, 8, 10000 steps, seeds 0-4, dsdpg, dsdpg-mmd, "
-        "mage, dsdpg-returns, td3, tqc; " + SMALL_DESCRIPTION,
+        algos=("dsdpg", "dsdpg-msmmd", "mage", "dsdpg-returns", "td3", "tqc", "sac"),
+        description="sb3_dsdpg/PointMassRevealedBonus-v0 with n_bonus 1, 2, 4, 8, 10000 steps, seeds 0-4, dsdpg, "
+        "dsdpg-msmmd, mage, dsdpg-returns, td3, tqc, sac; " + SMALL_DESCRIPTION,
     ),
     # The paper's suite, for a cluster (--backend ray): the zoo entries of hyperparams/{dsdpg,td3,tqc}.yml as they are.
     "paper": Suite(
