@@ -24,7 +24,10 @@ import re
 import numpy as np
 from ablations import bootstrap_interval
 
-ORDER = ("dsdpg", "dsdpg-mmd", "mage", "dsdpg-returns", "td3", "tqc")
+ORDER = (
+    "dsdpg", "dsdpg-mmd", "mage", "dsdpg-returns", "td3", "tqc", "sac", "dsdpg-msmmd", "dsdpg-known-reward", "dsdpg-gw0",
+    "dsdpg-auto-scale", "dsdpg-per-row-mean", "dsdpg-2026-12-07",
+)  # fmt: skip
 
 
 def read_runs(reports: list[str]) -> list[dict]:

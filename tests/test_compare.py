@@ -509,6 +509,8 @@ VARIANTS = {
     "dsdpg-returns": ("sobolev:False",),
     "dsdpg-known-reward": ("reward_fn:'known'",),
     "dsdpg-gw0": ("gradient_weight:0.0",),
+    "dsdpg-auto-scale": ("reward_scale:'auto'",),
+    "dsdpg-per-row-mean": ("actor_mean:'per_row'",),
     "dsdpg-2026-12-07": OLD_DEFAULTS,
 }
 POINT_MASS_4 = "sb3_dsdpg/PointMassBonus-v0:n_bonus=4"
@@ -617,7 +619,10 @@ def test_unknown_algorithm_or_variant_names_the_known_ones(tmp_path: Path, capsy
     message = str(error.value)
     assert "unknown algorithm 'magee'" in message
     assert "td3" in message and "tqc" in message
-    variants = "dsdpg-mmd, dsdpg-msmmd, mage, dsdpg-returns, dsdpg-known-reward, dsdpg-gw0, dsdpg-2026-12-07"
+    variants = (
+        "dsdpg-mmd, dsdpg-msmmd, mage, dsdpg-returns, dsdpg-known-reward, dsdpg-gw0, dsdpg-auto-scale, "
+        "dsdpg-per-row-mean, dsdpg-2026-12-07"
+    )
     assert f"a DSDPG variant: {variants}" in message
     with pytest.raises(SystemExit) as exit_info:
         sweep_module.main(["--envs", "Pendulum-v1", "-n", "100", "--algos", "dsdpg-sliced", "--out", str(tmp_path / "out")])

@@ -59,6 +59,8 @@ ALGO_VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
     # and the gradient part out of the distance (the hybrid target's returns alone: the return-only critic's loss).
     "dsdpg-known-reward": ("dsdpg", ("reward_fn:'known'",)),
     "dsdpg-gw0": ("dsdpg", ("gradient_weight:0.0",)),
+    "dsdpg-auto-scale": ("dsdpg", ("reward_scale:'auto'",)),  # the critic's units as before 2026-12-08
+    "dsdpg-per-row-mean": ("dsdpg", ("actor_mean:'per_row'",)),  # the actor's mean as before 2026-12-08
     # The defaults before 2026-12-08, for paired comparisons: max-sliced V-statistic loss, the cVAE's reward, the
     # standardised noise held in the hybrid Jacobian, the actor's mean over 10 draws per row, reward_scale "auto".
     "dsdpg-2026-12-07": (
