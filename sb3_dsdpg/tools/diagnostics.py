@@ -66,12 +66,13 @@ class StateDiagnostics:
     grads: dict[str, np.ndarray] = field(default_factory=dict)
     reward_scale: float = 1.0  # the critic's and the model's units in env reward units (the reference's)
 
-    def distance_to_reference(self, name: str) -> float | None:
+    def distance_to_reference(self, name: str, part: str = "joint") -> float | None:
         """
         How far a source's joint samples ``(return, gradient)`` lie from the Monte-Carlo reference's, in env units:
         the unbiased MMD^2 (multiquadric kernel, ``h = 100``) after dividing the return by the reference's standard
         deviation and the gradient by the RMS of the reference's gradient standard deviations (0 for the same law,
-        about 100 times the energy distance). None without a reference.
+        about 100 times the energy distance). ``part``: ``"joint"``, or the ``"return"`` or the ``"gradient"``
+        coordinates alone. None without a reference.
         """
         if "reference" not in self.returns or name not in self.returns:
             return None
@@ -84,7 +85,9 @@ class StateDiagnostics:
         std = reference.std(0)
         units = th.cat([std[:1], std[1:].pow(2).mean().sqrt().expand(std.shape[0] - 1)]).clamp_min(1e-8)
         own = joint(name, self.reward_scale)
-        return float(mmd2((own / units)[None], (reference / units)[None], unbiased=True)[0])
+        columns = {"joint": slice(None), "return": slice(0, 1), "gradient": slice(1, None)}[part]
+        own, reference = (own / units)[:, columns], (reference / units)[:, columns]
+        return float(mmd2(own[None], reference[None], unbiased=True)[0])
 
     def summary(self) -> dict[str, Any]:
         """Means and standard deviations of each source's returns and gradients, and distances to the reference; JSON."""
@@ -96,9 +99,10 @@ class StateDiagnostics:
                 "grad_mean": self.grads[name].mean(0).tolist(),
                 "grad_std": self.grads[name].std(0).tolist(),
             }
-            distance = self.distance_to_reference(name) if name != "reference" else None
-            if distance is not None:
-                out[name]["mmd2_to_reference"] = distance
+            if name != "reference" and "reference" in self.returns:
+                for part in ("joint", "return", "gradient"):
+                    suffix = "" if part == "joint" else f"_{part}"
+                    out[name][f"mmd2_to_reference{suffix}"] = self.distance_to_reference(name, part)
         return out
 
 
@@ -602,8 +606,9 @@ def main(argv: list[str] | None = None) -> list[StateDiagnostics]:
         json.dump([d.summary() for d in diagnostics], file, indent=1)
     print(f"wrote {png} and diagnostics.json")
     for diag in diagnostics:
-        distances = {name: diag.distance_to_reference(name) for name in ("critic", "model")}
-        shown = ", ".join(f"{name} {value:.3g}" for name, value in distances.items() if value is not None)
-        if shown:
-            print(f"state {np.round(diag.state, 3).tolist()}: MMD^2 to the Monte-Carlo reference: {shown}")
+        for name in ("critic", "model"):
+            parts = {part: diag.distance_to_reference(name, part) for part in ("joint", "return", "gradient")}
+            if parts["joint"] is not None:
+                shown = ", ".join(f"{part} {value:.3g}" for part, value in parts.items())
+                print(f"state {np.round(diag.state, 3).tolist()}, {name}: MMD^2 to the Monte-Carlo reference: {shown}")
     return diagnostics
