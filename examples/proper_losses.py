@@ -59,18 +59,43 @@ def fit_particles(
     loss: Loss, whole_law: bool, pool: bool, seed: int, steps: int = 400, n_rows: int = 128, n_targets: int = 8
 ) -> tuple[float, list[int]]:
     """
-    The particle fit (12 particles, Adam at 0.05, 0.005 for the last 30% of the steps).
+    The particle fit (12 particles, Adam at 0.05, 0.005 for the last 30% of the steps), as the tests run it
+    (``fit_particle_set`` below, with the particles).
 
     :return: the particles' mean distance to their nearest mode and the particles within ``NEAR`` of each mode
     """
+    particles = fit_particle_set(loss, whole_law, pool, seed, steps, n_rows, n_targets)
+    dist = th.cdist(particles, MODES)
+    return dist.min(dim=1).values.mean().item(), (dist < NEAR).sum(dim=0).tolist()
+
+
+def fit_particle_set(
+    loss: Loss,
+    whole_law: bool,
+    pool: bool,
+    seed: int = 0,
+    steps: int = 400,
+    n_rows: int = 128,
+    n_targets: int = 8,
+    lr: float = 0.05,
+    n_particles: int = 12,
+) -> th.Tensor:
+    """
+    Fit ``n_particles`` free particles in 3-D, shared by all rows, by Adam to rows whose targets are ``n_targets``
+    copies (plus a 0.01 jitter) of one of the :data:`MODES`, drawn at random per row (``whole_law``: one mode per
+    target sample, the whole mixture in every row). The learning rate drops tenfold for the last 30% of the steps.
+    ``pool``: each row's online samples are ``n_particles`` draws with replacement from the particles (they are then
+    a law, whose MMD^2 the U-statistic estimates without bias); else every row sees all of them.
+
+    :return: the fitted particles ``(n_particles, 3)``, detached
+    """
     th.manual_seed(seed)  # random directions of the sliced losses
     gen = th.Generator().manual_seed(seed)
-    n_particles = 12
     particles = (0.3 * th.randn(n_particles, 3, generator=gen)).requires_grad_()
-    optimizer = th.optim.Adam([particles], lr=0.05)
+    optimizer = th.optim.Adam([particles], lr=lr)
     for step in range(steps):
         if step == int(0.7 * steps):
-            optimizer.param_groups[0]["lr"] = 0.005
+            optimizer.param_groups[0]["lr"] = lr / 10
         modes = MODES[th.randint(0, len(MODES), (n_rows, n_targets if whole_law else 1), generator=gen)]
         y = modes + 0.01 * th.randn(n_rows, n_targets, 3, generator=gen)
         if pool:
@@ -81,9 +106,7 @@ def fit_particles(
         optimizer.zero_grad()
         value.backward()
         optimizer.step()
-    with th.no_grad():
-        dist = th.cdist(particles, MODES)
-    return dist.min(dim=1).values.mean().item(), (dist < NEAR).sum(dim=0).tolist()
+    return particles.detach()
 
 
 def fit_gaussian(loss: Loss, dim: int, seed: int, steps: int = 400, n_rows: int = 256, n: int = 10, m: int = 18) -> float:

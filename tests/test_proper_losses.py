@@ -9,6 +9,8 @@ narrowing of a generator's spread.
 """
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,9 +22,12 @@ from sb3_dsdpg.losses import max_sliced_mmd2, mmd2, sliced_mmd2
 
 th.set_num_threads(1)
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+import proper_losses  # noqa: E402  (examples/proper_losses.py: the particle fit, shared with the script)
+
 # Four modes of (return, dz/da_1, dz/da_2): the corners of a square in the gradient plane, each with its own return
 # (every two at least 2.2 apart).
-MODES = th.tensor([[1.0, 1.0, 1.0], [-1.0, 1.0, -1.0], [0.5, -1.0, -1.0], [-0.5, -1.0, 1.0]])
+MODES = proper_losses.MODES
 
 PARTICLE_LOSSES = {
     "mmd_u": lambda x, y: mmd2(x, y, unbiased=True),
@@ -58,23 +63,9 @@ def fit_particles(
 
     :return: mean and largest distance of a particle to its nearest mode, and the particles per mode
     """
-    th.manual_seed(seed)  # the random directions of the sliced losses
-    gen = th.Generator().manual_seed(seed)
-    particles = (0.3 * th.randn(n_particles, 3, generator=gen)).requires_grad_()
-    optimizer = th.optim.Adam([particles], lr=lr)
-    for step in range(steps):
-        if step == int(0.7 * steps):
-            optimizer.param_groups[0]["lr"] = lr / 10
-        modes = MODES[th.randint(0, len(MODES), (n_rows, n_targets if whole_law else 1), generator=gen)]
-        y = modes + 0.01 * th.randn(n_rows, n_targets, 3, generator=gen)
-        if resample:
-            x = particles[th.randint(0, n_particles, (n_rows, n_particles), generator=gen)]
-        else:
-            x = particles.unsqueeze(0).expand(n_rows, -1, -1)
-        value = PARTICLE_LOSSES[loss](x, y).mean()
-        optimizer.zero_grad()
-        value.backward()
-        optimizer.step()
+    particles = proper_losses.fit_particle_set(
+        PARTICLE_LOSSES[loss], whole_law, resample, seed, steps, n_rows, n_targets, lr, n_particles
+    )
     with th.no_grad():
         dist, nearest = th.cdist(particles, MODES).min(dim=1)
     return dist.mean().item(), dist.max().item(), th.bincount(nearest, minlength=len(MODES)).tolist()
