@@ -509,6 +509,12 @@ VARIANTS = {
     "dsdpg-returns": ("sobolev:False",),
     "dsdpg-known-reward": ("reward_fn:'known'",),
     "dsdpg-gw0": ("gradient_weight:0.0",),
+    "dsdpg-gw0-untrained-models": (
+        "gradient_weight:0.0",
+        "reward_fn:None",
+        "world_model_gradient_steps:0",
+        "world_model_warmup_steps:0",
+    ),
     "dsdpg-auto-scale": ("reward_scale:'auto'",),
     "dsdpg-per-row-mean": ("actor_mean:'per_row'",),
     "dsdpg-2026-12-07": OLD_DEFAULTS,
@@ -620,7 +626,8 @@ def test_unknown_algorithm_or_variant_names_the_known_ones(tmp_path: Path, capsy
     assert "unknown algorithm 'magee'" in message
     assert "td3" in message and "tqc" in message
     variants = (
-        "dsdpg-mmd, dsdpg-msmmd, mage, dsdpg-returns, dsdpg-known-reward, dsdpg-gw0, dsdpg-auto-scale, "
+        "dsdpg-mmd, dsdpg-msmmd, mage, dsdpg-returns, dsdpg-known-reward, dsdpg-gw0, dsdpg-gw0-untrained-models, "
+        "dsdpg-auto-scale, "
         "dsdpg-per-row-mean, dsdpg-2026-12-07"
     )
     assert f"a DSDPG variant: {variants}" in message

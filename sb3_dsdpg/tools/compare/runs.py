@@ -59,6 +59,11 @@ ALGO_VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
     # and the gradient part out of the distance (the hybrid target's returns alone: the return-only critic's loss).
     "dsdpg-known-reward": ("dsdpg", ("reward_fn:'known'",)),
     "dsdpg-gw0": ("dsdpg", ("gradient_weight:0.0",)),
+    # ... and with no model trained (no world-model steps or warm-up, the cVAE's reward): what is left of DSDPG's path
+    "dsdpg-gw0-untrained-models": (
+        "dsdpg",
+        ("gradient_weight:0.0", "reward_fn:None", "world_model_gradient_steps:0", "world_model_warmup_steps:0"),
+    ),
     "dsdpg-auto-scale": ("dsdpg", ("reward_scale:'auto'",)),  # the critic's units as before 2026-12-08
     "dsdpg-per-row-mean": ("dsdpg", ("actor_mean:'per_row'",)),  # the actor's mean as before 2026-12-08
     # The defaults before 2026-12-08, for paired comparisons: max-sliced V-statistic loss, the cVAE's reward, the
