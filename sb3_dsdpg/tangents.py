@@ -141,7 +141,9 @@ def target_with_tangents(
     :param model_noise: the world model's standard normal draws ``(B, M, latent_dim)``
     :param smoothing: target-policy smoothing noise ``(B * M, A)``, already clipped
     :param xi: critic noise ``(B * M or 1, n_critics, P, noise_dim)``
-    :param reward_fn: a known reward ``r(s, a, s')`` in place of the model's; its tangents by ``torch.func.jvp``
+    :param reward_fn: a reward ``r(s, a, s')`` in place of the model's: a learned
+        :class:`~sb3_dsdpg.world_models.RewardModel` (its tangents carried through its MLP by hand), or any other
+        callable (its tangents by ``torch.func.jvp``)
     :param real_outcome: real next flat observations ``(B, S)`` and rewards ``(B,)`` that replace the model's values
         while its tangents are kept (the hybrid target's straight-through pair)
     :param hold_latent: the world model's derivative at a fixed latent (:meth:`WorldModel.sample`)
