@@ -26,7 +26,7 @@ from ablations import bootstrap_interval
 
 ORDER = (
     "dsdpg", "dsdpg-mmd", "mage", "dsdpg-returns", "td3", "tqc", "sac", "dsdpg-msmmd", "dsdpg-known-reward", "dsdpg-gw0",
-    "dsdpg-auto-scale", "dsdpg-per-row-mean", "dsdpg-2026-12-07",
+    "dsdpg-gw0-untrained-models", "dsdpg-auto-scale", "dsdpg-per-row-mean", "dsdpg-2026-12-07",
 )  # fmt: skip
 
 
