@@ -3,7 +3,7 @@ A/B through ``learn()`` of the quickstart's model: three changes of 2026-12-04 n
 ``row_dot``'s backward, the actor's objective through the mean noise features) against off, two models in one
 process, interleaved chunks of 300 steps (rollouts and updates); prints ms per step and the paired ratios.
 
-Run from the repository root: ``python results/defaults/ab_stacked_critics.py [rounds]`` (1 torch thread).
+Run from the repository root: ``python examples/ab_stacked_critics.py [rounds]`` (1 torch thread).
 """
 
 import statistics

@@ -1,6 +1,6 @@
 """The max-sliced MMD^2 timed alone with each search backend, forward and backward (mmd_compiled_2026-12-04.txt).
 
-Run: ``python results/defaults/mmd_compiled_bench.py`` (1 torch thread, an idle machine).
+Run: ``python examples/mmd_compiled_bench.py`` (1 torch thread, an idle machine).
 """
 
 import time
