@@ -60,32 +60,14 @@ if numba is not None:
     _mmd2 = _jit(_mmd2)
 
 
-def _pair_weights(n: int, m: int, unbiased: bool, dtype: np.dtype) -> tuple[np.ndarray, float]:
+def mmd2_and_grad(x: th.Tensor, y: th.Tensor, bandwidth: float, weights: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
     """
-    The weights of the pairs ``i < j`` of the pooled points (online first) in ``sum_ij w_ij k(p_i, p_j)`` with the
-    kernel's sign folded in (``k = -sqrt(1 + d^2)``), and the constant share of the pairs of a point with itself.
-    """
-    n_points = n + m
-    online = np.arange(n_points) < n
-    w = np.where(online, 1.0 / n, -1.0 / m)
-    weight = np.outer(w, w)
-    bias = 0.0  # k(0) = -1 on the diagonal, where a set keeps its V weight 1 / size^2
-    for mask, size in ((online, n), (~online, m)):
-        if unbiased and size > 1:
-            weight[np.ix_(mask, mask)] = 1.0 / (size * (size - 1))
-        else:
-            bias -= 1.0 / size
-    return (-2.0 * weight).astype(dtype), bias
-
-
-def mmd2_and_grad(x: th.Tensor, y: th.Tensor, bandwidth: float, unbiased: bool) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
-    """
-    The multiquadric MMD^2 (kernel ``-sqrt(1 + h^2 ||a - b||^2)``) of the sets ``x`` ``(B, N, D)`` and ``y``
-    ``(B, M, D)``, and its derivatives in their points, compiled.
+    The multiquadric MMD^2 ``sum_ij W_ij k(p_i, p_j)`` (kernel ``-sqrt(1 + h^2 ||a - b||^2)``) of the pooled sets
+    ``x`` ``(B, N, D)`` and ``y`` ``(B, M, D)``, and its derivatives in their points, compiled.
 
     :param bandwidth: the kernel's ``h``
-    :param unbiased: the U-statistic (pairs of a point with itself left out of the within-set means; a set of one
-        point keeps it); else the V-statistic
+    :param weights: the pair weights ``W`` ``(N + M, N + M)``, symmetric (:func:`sb3_dsdpg.losses.pair_weights`:
+        the V- or the U-statistic)
     :return: the value ``(B,)`` and its gradients ``(B, N, D)`` and ``(B, M, D)`` (new tensors on the CPU, in the
         samples' dtype, float32 or float64)
     """
@@ -97,8 +79,10 @@ def mmd2_and_grad(x: th.Tensor, y: th.Tensor, bandwidth: float, unbiased: bool) 
     dtype = np.dtype(np.float32 if x.dtype == th.float32 else np.float64)
     scale = dtype.type(bandwidth)
     points = th.cat([x.detach(), y.detach().to(x.dtype)], dim=1).permute(1, 2, 0).mul(float(scale)).contiguous()
-    pair_weight, bias = _pair_weights(n, m, unbiased, dtype)
+    # Each pair i < j twice, the kernel's sign folded in; a point with itself adds W_ii k(0) = -W_ii.
+    pair_weight = (-2.0 * weights).to(x.dtype).numpy()
+    bias = dtype.type(-float(weights.diagonal().sum()))
     value, grad = np.empty(batch, dtype), np.empty((n + m, dim, batch), dtype)
-    _mmd2(points.numpy(), pair_weight, dtype.type(bias), value, grad, np.empty(batch, dtype))
+    _mmd2(points.numpy(), pair_weight, bias, value, grad, np.empty(batch, dtype))
     grad_points = th.from_numpy(grad).permute(2, 0, 1).mul_(float(scale))  # (B, P, D), in unscaled coordinates
     return th.from_numpy(value), grad_points[:, :n], grad_points[:, n:]

@@ -69,22 +69,26 @@ def kernel_from_sq_dist(
     return th.exp(-sq_dist.unsqueeze(-1) / (2.0 * h2)).mean(dim=-1)
 
 
-def _pool(x: th.Tensor, y: th.Tensor, unbiased: bool = False) -> tuple[th.Tensor, th.Tensor]:
+def pair_weights(n: int, m: int, unbiased: bool = False, dtype: th.dtype = th.float64) -> th.Tensor:
     """
-    Stack both sets into ``p`` ``(B, N + M, D)`` and the products ``w_i w_j`` of signed weights (``1/N``, ``-1/M``).
-
-    Then ``MMD^2 = sum_ij w_i w_j k(p_i, p_j)``: one pairwise matrix instead of three. ``unbiased``: within each set
-    the pairs ``i != j`` weigh ``1 / (N (N - 1))`` and a point with itself 0 (the U-statistic; a set of one point
-    keeps its V weight).
+    ``(N + M, N + M)``: the weight of each pair of pooled points (online first) in ``MMD^2 = sum_ij W_ij k(p_i, p_j)``,
+    the products ``w_i w_j`` of signed weights (``1/N``, ``-1/M``). ``unbiased``: within each set the pairs
+    ``i != j`` weigh ``1 / (N (N - 1))`` and a point with itself 0 (the U-statistic; a set of one point keeps its V
+    weight). The torch path and the compiled pass (:mod:`sb3_dsdpg.compiled_mmd`) both take it from here.
     """
-    n, m = x.shape[1], y.shape[1]
-    w = th.cat([x.new_full((n,), 1.0 / n), x.new_full((m,), -1.0 / m)])
+    w = th.cat([th.full((n,), 1.0 / n, dtype=dtype), th.full((m,), -1.0 / m, dtype=dtype)])
     ww = w.unsqueeze(-1) * w.unsqueeze(0)
     if unbiased:
         for start, size in ((0, n), (n, m)):
             if size > 1:
                 block = ww[start : start + size, start : start + size]
                 block.fill_(1.0 / (size * (size - 1))).fill_diagonal_(0.0)
+    return ww
+
+
+def _pool(x: th.Tensor, y: th.Tensor, unbiased: bool = False) -> tuple[th.Tensor, th.Tensor]:
+    """Stack both sets into ``p`` ``(B, N + M, D)``, with :func:`pair_weights`: one pairwise matrix instead of three."""
+    ww = pair_weights(x.shape[1], y.shape[1], unbiased, x.dtype).to(x.device)
     return th.cat([x, y], dim=1), ww
 
 
@@ -131,7 +135,8 @@ def mmd2(
         raise ValueError(f"backend must be one of {SEARCH_BACKENDS}, got {backend!r}.")
     dtype = th.promote_types(x.dtype, y.dtype)
     if _compiled_search(backend, kernel, x, dtype):
-        value, grad_x, grad_y = compiled_mmd.mmd2_and_grad(x.to(dtype), y.to(dtype), hs[0], unbiased)
+        weights = pair_weights(x.shape[1], y.shape[1], unbiased, dtype)
+        value, grad_x, grad_y = compiled_mmd.mmd2_and_grad(x.to(dtype), y.to(dtype), hs[0], weights)
         return _PrecomputedMMD.apply(x, y, value.to(x.dtype), grad_x, grad_y)  # type: ignore[no-any-return]
     p, ww = _pool(x, y, unbiased)
     sq_dist = (p.unsqueeze(2) - p.unsqueeze(1)).pow(2).sum(-1)  # (B, P, P), exact zeros on the diagonal
@@ -496,7 +501,8 @@ def max_sliced_mmd2(
 
 
 def _compiled_search(backend: str, kernel: str, x: th.Tensor, dtype: th.dtype) -> bool:
-    """Whether :func:`max_sliced_mmd2` runs the compiled search (``backend="auto"``: wherever it can)."""
+    """Whether :func:`max_sliced_mmd2` runs the compiled search, or :func:`mmd2` the compiled pass (``backend="auto"``:
+    wherever they can)."""
     can = sliced_search.available() and kernel == "multiquadric" and x.device.type == "cpu"
     can = can and dtype in (th.float32, th.float64)
     if backend == "compiled" and not can:

@@ -152,28 +152,12 @@ def target_with_tangents(
     :raises NotImplementedError: for networks outside the supported set (see :func:`check_tangent_support`)
     """
     check_tangent_support(world_model, actor_target, critic_target)
+    obs, act = (flat_obs, _tangent_major(tangent_obs)), (actions, _tangent_major(tangent_act))
     with th.no_grad():
-        (next_obs, d_next_obs), (rewards, d_rewards) = _world_model_sample(
-            world_model,
-            (flat_obs, _tangent_major(tangent_obs)),
-            (actions, _tangent_major(tangent_act)),
-            model_noise,
-            hold_latent,
-        )
-        if isinstance(reward_fn, RewardModel) and _is_mlp(reward_fn.net):
-            rewards, d_rewards = _reward_model(
-                reward_fn,
-                (flat_obs, _tangent_major(tangent_obs)),
-                (actions, _tangent_major(tangent_act)),
-                (next_obs, d_next_obs),
-            )
-        elif reward_fn is not None:
-            rewards, d_rewards = _known_reward(
-                reward_fn,
-                (flat_obs, _tangent_major(tangent_obs)),
-                (actions, _tangent_major(tangent_act)),
-                (next_obs, d_next_obs),
-            )
+        (next_obs, d_next_obs), (rewards, d_rewards) = _world_model_sample(world_model, obs, act, model_noise, hold_latent)
+        if reward_fn is not None:  # a learned RewardModel by hand through its MLP, any other reward by vmap(jvp)
+            by_hand = isinstance(reward_fn, RewardModel) and _is_mlp(reward_fn.net)
+            rewards, d_rewards = (_reward_model if by_hand else _known_reward)(reward_fn, obs, act, (next_obs, d_next_obs))
         if real_outcome is not None:
             next_obs, rewards = on_real_outcome(next_obs, rewards, real_outcome)
         next_obs = next_obs.reshape(-1, next_obs.shape[-1])  # (B * M, S)
